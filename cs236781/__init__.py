@@ -1,0 +1,1 @@
+"""Course-wide helpers for CS236781 (not specific to one homework)."""

@@ -1,0 +1,1 @@
+"""CS236781 homework 2: backpropagation, optimization, MLPs, CNNs and experiments."""
