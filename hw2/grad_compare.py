@@ -1,0 +1,125 @@
+"""Check a :class:`hw2.layers.Layer`'s hand-written backward pass against torch autograd.
+
+How :func:`compare_layer_to_torch` treats accumulated gradients
+---------------------------------------------------------------
+Parameter gradients (e.g. ``Linear.dw``) accumulate over backward calls, so a layer that has
+already been back-propagated through holds a non-zero gradient before the comparison starts
+(the seed notebook's "second backward pass" check does exactly this). Comparing that running
+total with autograd's single-pass gradient would be wrong, and comparing ``after - before``
+would add a rounding error proportional to the old total. Instead the function
+
+1. saves every gradient tensor and zeroes it in place,
+2. runs our forward and backward, so each gradient tensor now holds exactly this pass's
+   contribution, which is what gets compared with autograd,
+3. adds the saved values back in place, so the layer ends up as if one ordinary
+   forward/backward step had run: ``grad = old + this pass`` (the same floating-point sum).
+
+The autograd run uses a deep copy of the layer taken before step 2, so it never touches the
+layer's parameters, gradients or caches. The global RNG is seeded identically before both
+forward passes (so dropout draws the same masks) inside :func:`torch.random.fork_rng`, which
+leaves the caller's random stream unaffected.
+"""
+import copy
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+from hw2.layers import Layer
+
+__all__ = ["compare_layer_to_torch"]
+
+
+def _output_grad(z: Tensor, seed: int) -> Tensor:
+    """The upstream gradient used for the comparison: 1 for a scalar output, else N(0, 1).
+
+    :param z: The layer's output, any shape.
+    :return: A tensor shaped and typed like ``z``, drawn from its own generator.
+    """
+    if z.dim() == 0:
+        return torch.ones((), dtype=z.dtype)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(z.shape, generator=gen, dtype=z.dtype)
+
+
+def _forward(layer: Layer, x: Tensor, y: Optional[Tensor], seed: int) -> Tensor:
+    """Seed the global RNG, then run ``layer`` on ``x`` (and ``y=y`` when given)."""
+    torch.manual_seed(seed)
+    return layer(x) if y is None else layer(x, y=y)
+
+
+def _ours(layer: Layer, x: Tensor, y: Optional[Tensor], seed: int):
+    """Our forward + backward, returning (dz, dx, per-pass parameter gradients)."""
+    saved = [g.clone() for _, g in layer.params()]
+    for _, g in layer.params():
+        g.zero_()
+    z = _forward(layer, x, y, seed)
+    dz = _output_grad(z, seed)
+    dx = layer.backward(dz)
+    grads = [g.clone() for _, g in layer.params()]
+    for (_, g), old in zip(layer.params(), saved):
+        g.add_(old)
+    return dz, dx, grads
+
+
+def _autograd(twin: Layer, x: Tensor, y: Optional[Tensor], seed: int, dz: Tensor):
+    """Autograd through ``twin``'s forward, returning (dx, parameter gradients)."""
+    xt = x.detach().clone().requires_grad_(True)
+    params = [p for p, _ in twin.params()]
+    for p in params:
+        p.requires_grad_(True)
+    zt = _forward(twin, xt, y, seed)
+    zt.backward(dz)
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+    return xt.grad, grads
+
+
+def _diff(ours: Optional[Tensor], theirs: Optional[Tensor]) -> float:
+    """Frobenius norm of the difference; a missing gradient counts as zeros."""
+    if ours is None and theirs is None:
+        return 0.0
+    if ours is None or theirs is None:
+        present = theirs if ours is None else ours
+        return float(torch.linalg.vector_norm(present.detach()))
+    if ours.shape != theirs.shape:
+        raise ValueError(
+            f"gradient shape mismatch: ours {tuple(ours.shape)}, autograd {tuple(theirs.shape)}"
+        )
+    return float(torch.linalg.vector_norm(ours.detach() - theirs.detach()))
+
+
+def compare_layer_to_torch(layer: Layer, x: Tensor, y: Optional[Tensor] = None, seed: int = 42,
+                           verbose: bool = True) -> List[float]:
+    """Compare ``layer``'s backward pass with torch autograd on the same computation.
+
+    Runs our forward and backward with an upstream gradient of 1 (scalar output) or a seeded
+    N(0, 1) tensor, then re-runs the same forward on a deep copy of the layer under autograd
+    with the same seed, back-propagates the same upstream gradient, and measures the norm of
+    the difference for the input gradient and every parameter gradient. See the module
+    docstring for how already accumulated gradients are preserved.
+
+    :param layer: The layer to check; its gradients end up incremented by one pass.
+    :param x: The input, any shape the layer accepts (floating point).
+    :param y: Optional labels/targets, passed to the layer as ``y=y`` (for losses).
+    :param seed: Seed of the global RNG before each forward pass, and of the upstream gradient.
+    :param verbose: Print ``Comparing gradients...`` and one ``diff=`` line per tensor.
+    :return: The differences, input first, then one per entry of ``layer.params()``.
+    :raises TypeError: If ``layer`` is not a Layer or ``x`` is not a floating-point tensor.
+    """
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layer must be a hw2.layers.Layer, got {type(layer).__name__}")
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}"
+                        + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))
+    twin = copy.deepcopy(layer)
+    with torch.random.fork_rng(devices=[]):
+        dz, dx, grads = _ours(layer, x, y, seed)
+        dxt, grads_t = _autograd(twin, x, y, seed, dz)
+
+    diffs = [_diff(dx, dxt)] + [_diff(g, gt) for g, gt in zip(grads, grads_t)]
+    if verbose:
+        print("Comparing gradients... ")
+        print(f"input    diff={diffs[0]:.3f}")
+        for i, d in enumerate(diffs[1:], start=1):
+            print(f"param#{i:02d} diff={d:.3f}")
+    return diffs
