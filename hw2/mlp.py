@@ -1,0 +1,119 @@
+"""A multilayer perceptron as a composable ``torch.nn.Module`` (Part 3).
+
+The network alternates fully-connected layers and nonlinearities::
+
+    Linear(in_dim, dims[0]) -> act[0] -> Linear(dims[0], dims[1]) -> act[1] -> ...
+
+Each nonlinearity is either a short name (see :data:`NONLINEARITIES`) or any ready-made
+``nn.Module``, so the same class serves as a classifier head (last nonlinearity ``'none'``),
+a probability model (``'softmax'``) or a block inside a bigger model such as
+:class:`hw2.cnn.CNN`.
+"""
+from numbers import Integral
+from typing import Callable, Dict, Sequence, Union
+
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = ["MLP", "NONLINEARITIES", "make_nonlinearity"]
+
+#: Name -> factory of the nonlinearities an :class:`MLP` accepts by name. Softmax and
+#: log-softmax normalise over the feature dimension (dim=1) of an ``(N, D)`` batch.
+NONLINEARITIES: Dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "softmax": lambda: nn.Softmax(dim=1),
+    "logsoftmax": lambda: nn.LogSoftmax(dim=1),
+    "lrelu": nn.LeakyReLU,
+    "none": nn.Identity,
+}
+
+NonLin = Union[str, nn.Module]
+
+
+def make_nonlinearity(nonlin: NonLin) -> nn.Module:
+    """Turn a nonlinearity specification into a module.
+
+    :param nonlin: A name from :data:`NONLINEARITIES` (case-insensitive) or an ``nn.Module``,
+        which is returned as is.
+    :return: The nonlinearity as an ``nn.Module``.
+    :raises ValueError: If ``nonlin`` is an unknown name.
+    :raises TypeError: If ``nonlin`` is neither a string nor an ``nn.Module``.
+    """
+    if isinstance(nonlin, nn.Module):
+        return nonlin
+    if isinstance(nonlin, str):
+        factory = NONLINEARITIES.get(nonlin.lower())
+        if factory is None:
+            raise ValueError(
+                f"unknown nonlinearity {nonlin!r}; expected one of {sorted(NONLINEARITIES)} "
+                f"or an nn.Module"
+            )
+        return factory()
+    raise TypeError(
+        f"a nonlinearity must be a name or an nn.Module, got {type(nonlin).__name__}: {nonlin!r}"
+    )
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron: ``len(dims)`` fully-connected layers, each followed by its
+    nonlinearity.
+
+    Attributes: ``in_dim`` (input features), ``out_dim`` (``dims[-1]``) and ``seq``, the
+    ``nn.Sequential`` holding ``Linear, act, Linear, act, ...``.
+    """
+
+    def __init__(self, in_dim: int, dims: Sequence[int], nonlins: Sequence[NonLin]):
+        """
+        :param in_dim: Number of input features ``D_in``.
+        :param dims: Output size of every layer; ``dims[-1]`` is the model's output size.
+        :param nonlins: One nonlinearity per layer, a name from :data:`NONLINEARITIES` or an
+            ``nn.Module``; use ``'none'`` for a layer without one.
+        :raises ValueError: If a size is not a positive integer, ``dims`` is empty, the two
+            sequences differ in length, or a nonlinearity name is unknown.
+        """
+        super().__init__()
+        _check_positive_int("in_dim", in_dim)
+        dims, nonlins = list(dims), list(nonlins)
+        if not dims:
+            raise ValueError("dims must name at least one layer size, got an empty sequence")
+        for i, dim in enumerate(dims):
+            _check_positive_int(f"dims[{i}]", dim)
+        if len(dims) != len(nonlins):
+            raise ValueError(
+                f"dims and nonlins must have the same length, got {len(dims)} dims {dims} "
+                f"and {len(nonlins)} nonlins"
+            )
+        self.in_dim = int(in_dim)
+        self.out_dim = int(dims[-1])
+        self.seq = nn.Sequential(*self._make_layers(dims, nonlins))
+
+    def _make_layers(self, dims: Sequence[int], nonlins: Sequence[NonLin]):
+        """
+        :return: The list ``[Linear, act, Linear, act, ...]`` in construction order.
+        """
+        layers, prev = [], self.in_dim
+        for dim, nonlin in zip(dims, nonlins):
+            layers.append(nn.Linear(prev, int(dim)))
+            layers.append(make_nonlinearity(nonlin))
+            prev = int(dim)
+        return layers
+
+    def forward(self, x: Tensor) -> Tensor:
+        """
+        :param x: A batch of samples, ``(N, D_in)``.
+        :return: The output of the last layer, ``(N, D_out)``.
+        :raises ValueError: If the last dimension of ``x`` is not ``in_dim``.
+        """
+        if x.dim() < 1 or x.shape[-1] != self.in_dim:
+            raise ValueError(
+                f"MLP expects input of shape (N, {self.in_dim}), got {tuple(x.shape)}"
+            )
+        return self.seq(x)
+
+
+def _check_positive_int(name: str, value) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
