@@ -5,6 +5,7 @@ workloads) and ``HW2_DATASET=synthetic`` (no downloads). Any error, including a 
 assertion cell, fails the test and reports the offending cell.
 """
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,8 @@ def test_notebook_runs_clean(path, monkeypatch, tmp_path):
     monkeypatch.setenv("HW2_QUICK", "1")
     monkeypatch.setenv("HW2_DATASET", "synthetic")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # The kernel spec may launch plain "python": make that resolve to this interpreter.
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
