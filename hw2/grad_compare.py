@@ -49,15 +49,21 @@ def _forward(layer: Layer, x: Tensor, y: Optional[Tensor], seed: int) -> Tensor:
 
 
 def _ours(layer: Layer, x: Tensor, y: Optional[Tensor], seed: int):
-    """Our forward + backward, returning (dz, dx, per-pass parameter gradients)."""
-    saved = [g.clone() for _, g in layer.params()]
-    for _, g in layer.params():
+    """Our forward + backward, returning (dz, dx, per-pass parameter gradients).
+
+    The gradient tensors are taken from ``layer.params()`` once, before the pass, and read
+    back afterwards: those are the tensors an optimizer holds, so a backward pass that binds
+    new gradient tensors instead of accumulating into these ones shows up as a difference.
+    """
+    grad_tensors = [g for _, g in layer.params()]
+    saved = [g.clone() for g in grad_tensors]
+    for g in grad_tensors:
         g.zero_()
     z = _forward(layer, x, y, seed)
     dz = _output_grad(z, seed)
     dx = layer.backward(dz)
-    grads = [g.clone() for _, g in layer.params()]
-    for (_, g), old in zip(layer.params(), saved):
+    grads = [g.clone() for g in grad_tensors]
+    for g, old in zip(grad_tensors, saved):
         g.add_(old)
     return dz, dx, grads
 
