@@ -111,7 +111,7 @@ class TensorLoader:
             torch.randperm(n, generator=self.generator)
 
     def _make_batch(self, idx: Tensor) -> Tuple[Tensor, Tensor]:
-        x = self.images[idx]
+        x = self.images.index_select(0, idx)  # far faster than images[idx] for 4-D tensors
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         if self.augment:
             x = self._augment(x)
@@ -121,7 +121,7 @@ class TensorLoader:
             x = x.div_(self._std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.targets[idx]
+        return x, self.targets.index_select(0, idx)
 
     def _augment(self, x: Tensor) -> Tensor:
         """Random crop after zero padding, and a random horizontal flip: (B, C, H, W) -> same."""

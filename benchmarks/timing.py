@@ -1,0 +1,58 @@
+"""Side-by-side timing: interleaved repetitions, reported as medians.
+
+Contenders run in turns within one process (A, B, A, B, ...), so drifting background load on a
+shared machine hits all of them alike, and the median over rounds discards outliers.
+"""
+import statistics
+import time
+from typing import Callable, List, NamedTuple, Sequence
+
+import torch
+
+
+class Row(NamedTuple):
+    """One line of the benchmark table."""
+
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    goal: str
+    met: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline
+
+
+def synchronize(device) -> None:
+    """Wait for queued GPU work so that wall time covers it (a no-op on CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(contenders: Sequence[Callable[[], object]], repeats: int, warmup: int = 1,
+                        device="cpu") -> List[float]:
+    """Median wall time (seconds) of each zero-argument callable, run in interleaved rounds."""
+    for _ in range(warmup):
+        for fn in contenders:
+            fn()
+    times = [[] for _ in contenders]
+    for _ in range(repeats):
+        for k, fn in enumerate(contenders):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[k].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def print_table(rows: Sequence[Row], header: str) -> None:
+    """Print rows as a fixed-width table with the ratio and whether its goal was met."""
+    width = max([len("benchmark")] + [len(r.name) for r in rows]) + 2
+    print(header)
+    print(f"{'benchmark':<{width}}{'ours':>11}{'baseline':>11}  {'unit':<10}{'ratio':>7}  {'goal':<9}met")
+    for r in rows:
+        print(f"{r.name:<{width}}{r.ours:>11.4g}{r.baseline:>11.4g}  {r.unit:<10}{r.ratio:>7.2f}  "
+              f"{r.goal:<9}{'yes' if r.met else 'NO'}")
