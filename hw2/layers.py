@@ -245,6 +245,8 @@ class Linear(Layer):
         self.out_features = out_features
         self.wstd = float(wstd)
         dtype = torch.get_default_dtype() if dtype is None else dtype
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         self.w = torch.empty(out_features, in_features, dtype=dtype)
         self.b = torch.empty(out_features, dtype=dtype)
         self.dw = torch.zeros_like(self.w)

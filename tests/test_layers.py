@@ -251,6 +251,8 @@ def test_linear_bad_arguments():
         layers.Linear(0, 4)
     with pytest.raises(ValueError, match="wstd must be a non-negative number"):
         layers.Linear(3, 4, wstd=-1)
+    with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
+        layers.Linear(3, 4, dtype=torch.long)
 
 
 def test_backward_validates_dout_and_order():
