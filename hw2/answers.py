@@ -134,6 +134,15 @@ is why every practical framework is built on it.
 # Part 2: Optimization and Training
 # ==============================================================================
 
+
+def part2_overfit_hp():
+    """Hyperparameters for overfitting 20 samples with a 3x128 MLP and VanillaSGD.
+
+    :return: dict with ``wstd`` (init std of every Linear), ``lr`` and ``reg``.
+    """
+    return dict(wstd=0.1, lr=0.05, reg=0.001)
+
+
 part2_q1 = r"""
 TODO (Part 2)
 """
