@@ -159,6 +159,28 @@ TODO (Part 2)
 # Part 3: Binary Classification with Multilayer Perceptrons
 # ==============================================================================
 
+
+def part3_arch_hp():
+    """Architecture of the first Part 3 classifier.
+
+    :return: dict with ``n_layers`` (hidden layers), ``hidden_dims`` (units per hidden layer),
+        ``activation`` (hidden nonlinearity) and ``out_activation`` (applied to the 2 output
+        scores; ``'none'`` because the classifier applies its own softmax).
+    """
+    return dict(n_layers=3, hidden_dims=32, activation="tanh", out_activation="none")
+
+
+def part3_optim_hp():
+    """Loss and ``torch.optim.SGD`` settings of the first Part 3 classifier.
+
+    :return: dict with ``loss_fn`` (popped by the notebook) and the SGD keyword arguments
+        ``lr``, ``weight_decay`` and ``momentum``.
+    """
+    import torch.nn as nn
+
+    return dict(loss_fn=nn.CrossEntropyLoss(), lr=0.02, weight_decay=1e-4, momentum=0.9)
+
+
 part3_q1 = r"""
 TODO (Part 3)
 """
