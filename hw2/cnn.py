@@ -1,0 +1,698 @@
+"""Convolutional classifiers for Parts 4 and 5: a plain CNN, residual blocks, a ResNet and
+our own architecture (:class:`YourCNN`).
+
+Every network here maps a batch of images ``(N, C, H, W)`` to raw class scores
+``(N, out_classes)`` and has the same two-part layout::
+
+    feature_extractor (nn.Sequential)  ->  flatten  ->  mlp (hw2.mlp.MLP, last act 'none')
+
+The module trees (``print(net)``) and the order in which submodules are created follow the
+course notebooks exactly, so a network built right after ``torch.manual_seed(s)`` holds the
+same initial weights as the course's reference implementation. The size of the flattened
+features is found by a dry forward pass that saves and restores the torch RNG state, so it
+consumes no randomness.
+"""
+import math
+from numbers import Integral, Real
+from typing import Dict, List, Optional, Sequence, Tuple, Type
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from hw2.mlp import MLP
+
+__all__ = [
+    "ACTIVATIONS",
+    "POOLINGS",
+    "DEFAULT_CONV_PARAMS",
+    "DEFAULT_POOLING_PARAMS",
+    "make_activation",
+    "make_pooling",
+    "CNN",
+    "ResidualBlock",
+    "ResidualBottleneckBlock",
+    "ResNet",
+    "PreActivationBlock",
+    "YourCNN",
+]
+
+#: Activation names accepted by ``activation_type``.
+ACTIVATIONS: Dict[str, Type[nn.Module]] = {"relu": nn.ReLU, "lrelu": nn.LeakyReLU, "tanh": nn.Tanh}
+#: Pooling names accepted by ``pooling_type``.
+POOLINGS: Dict[str, Type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+#: Convolution used when ``conv_params`` is ``None`` or empty: 3x3, stride 1, size-preserving.
+DEFAULT_CONV_PARAMS = dict(kernel_size=3, stride=1, padding=1)
+#: Pooling used when ``pooling_params`` is ``None`` or empty: 2x2 windows, stride 2.
+DEFAULT_POOLING_PARAMS = dict(kernel_size=2)
+# Extra nn.Conv2d options a residual block forwards to its main-path convolutions; anything
+# that changes the output size (stride, dilation, padding) would break the residual sum.
+_RESIDUAL_CONV_OPTIONS = ("bias", "padding_mode")
+
+
+def make_activation(activation_type: str, activation_params: Optional[dict] = None) -> nn.Module:
+    """
+    :param activation_type: A name from :data:`ACTIVATIONS`.
+    :param activation_params: Keyword arguments of the activation (e.g. ``negative_slope``).
+    :return: A new activation module.
+    :raises ValueError: For an unknown name or parameters the activation does not take.
+    """
+    cls = _lookup("activation_type", activation_type, ACTIVATIONS)
+    return _construct(cls, "activation_params", activation_params or {})
+
+
+def make_pooling(pooling_type: str, pooling_params: Optional[dict] = None) -> nn.Module:
+    """
+    :param pooling_type: A name from :data:`POOLINGS`.
+    :param pooling_params: Keyword arguments of the pooling layer; ``None`` or empty means
+        :data:`DEFAULT_POOLING_PARAMS`.
+    :return: A new pooling module.
+    :raises ValueError: For an unknown name or invalid parameters.
+    """
+    cls = _lookup("pooling_type", pooling_type, POOLINGS)
+    return _construct(cls, "pooling_params", pooling_params or DEFAULT_POOLING_PARAMS)
+
+
+class CNN(nn.Module):
+    """A plain convolutional classifier::
+
+        [(CONV -> ACT) * P -> POOL] * (N // P) -> (CONV -> ACT) * (N % P)
+            -> flatten -> (FC -> ACT) * M -> FC
+
+    ``N = len(channels)``, ``P = pool_every`` and ``M = len(hidden_dims)``. The fully-connected
+    head is an :class:`hw2.mlp.MLP` using the same activation as the convolutions and ending in
+    ``Identity`` (raw scores).
+    """
+
+    def __init__(
+        self,
+        in_size: Sequence[int],
+        out_classes: int,
+        channels: Sequence[int],
+        pool_every: int,
+        hidden_dims: Sequence[int],
+        conv_params: Optional[dict] = None,
+        activation_type: str = "relu",
+        activation_params: Optional[dict] = None,
+        pooling_type: str = "max",
+        pooling_params: Optional[dict] = None,
+    ):
+        """
+        :param in_size: Size of one input image, ``(C_in, H, W)``.
+        :param out_classes: Number of output scores ``C``.
+        :param channels: Output channels of every convolution, in order (at least one).
+        :param pool_every: Number of convolutions between consecutive pooling layers.
+        :param hidden_dims: Widths of the hidden fully-connected layers (may be empty).
+        :param conv_params: Keyword arguments of every ``nn.Conv2d`` (``kernel_size``,
+            ``stride``, ``padding``, ...); ``None`` or empty means :data:`DEFAULT_CONV_PARAMS`.
+        :param activation_type: One of :data:`ACTIVATIONS`.
+        :param activation_params: Keyword arguments of the activation.
+        :param pooling_type: One of :data:`POOLINGS`.
+        :param pooling_params: Keyword arguments of the pooling layers; ``None`` or empty
+            means :data:`DEFAULT_POOLING_PARAMS`.
+        :raises ValueError: For an invalid configuration, including one whose feature maps
+            shrink to nothing before reaching the classifier.
+        """
+        super().__init__()
+        self.in_size = _check_in_size(in_size)
+        self.out_classes = _check_positive_int("out_classes", out_classes)
+        self.channels = _check_int_list("channels", channels, allow_empty=False)
+        self.pool_every = _check_positive_int("pool_every", pool_every)
+        self.hidden_dims = _check_int_list("hidden_dims", hidden_dims, allow_empty=True)
+        self.conv_params = dict(conv_params or DEFAULT_CONV_PARAMS)
+        self.activation_type = activation_type
+        self.activation_params = dict(activation_params or {})
+        self.pooling_type = pooling_type
+        self.pooling_params = dict(pooling_params or DEFAULT_POOLING_PARAMS)
+        # Fail on unknown names before building anything.
+        make_activation(self.activation_type, self.activation_params)
+        make_pooling(self.pooling_type, self.pooling_params)
+
+        self.feature_extractor = self._make_feature_extractor()
+        self.mlp = self._make_mlp()
+
+    # -- construction ---------------------------------------------------------------------
+    def _make_feature_extractor(self) -> nn.Sequential:
+        """
+        :return: ``Conv -> Act`` for every entry of ``channels``, with a pooling layer after
+            every ``pool_every`` convolutions.
+        """
+        layers: List[nn.Module] = []
+        in_channels = self.in_size[0]
+        for i, out_channels in enumerate(self.channels):
+            layers.append(self._make_conv(in_channels, out_channels))
+            layers.append(self._make_activation())
+            if (i + 1) % self.pool_every == 0:
+                layers.append(self._make_pooling())
+            in_channels = out_channels
+        return nn.Sequential(*layers)
+
+    def _make_mlp(self) -> MLP:
+        """
+        :return: The classifier head: one hidden layer per ``hidden_dims`` entry with this
+            network's activation, then a linear output layer.
+        """
+        nonlins = [self._make_activation() for _ in self.hidden_dims] + ["none"]
+        dims = [*self.hidden_dims, self.out_classes]
+        return MLP(in_dim=self._n_features(), dims=dims, nonlins=nonlins)
+
+    def _make_conv(self, in_channels: int, out_channels: int) -> nn.Conv2d:
+        """:return: A convolution configured by ``conv_params``."""
+        return _construct(nn.Conv2d, "conv_params", self.conv_params,
+                          in_channels=in_channels, out_channels=out_channels)
+
+    def _make_activation(self) -> nn.Module:
+        """:return: A new activation module of this network's type."""
+        return make_activation(self.activation_type, self.activation_params)
+
+    def _make_pooling(self) -> nn.Module:
+        """:return: A new pooling module of this network's type."""
+        return make_pooling(self.pooling_type, self.pooling_params)
+
+    def _n_features(self) -> int:
+        """
+        Number of features the feature extractor produces per image, found by a dry forward
+        pass of one zero image. The torch RNG state is saved and restored around it.
+
+        :return: ``C_out * H_out * W_out`` of the feature extractor's output.
+        :raises ValueError: If the feature maps shrink to nothing on the way.
+        """
+        rng_state = torch.get_rng_state()
+        was_training = self.feature_extractor.training
+        try:
+            self.feature_extractor.eval()
+            return math.prod(self._dry_run_shape())
+        finally:
+            self.feature_extractor.train(was_training)
+            torch.set_rng_state(rng_state)
+
+    @torch.no_grad()
+    def _dry_run_shape(self) -> Tuple[int, ...]:
+        """
+        :return: The shape ``(C_out, H_out, W_out)`` of the features of one image.
+        :raises ValueError: Naming the first layer whose output would be empty.
+        """
+        x = torch.zeros(1, *self.in_size)
+        for idx, layer in enumerate(self.feature_extractor):
+            in_shape = tuple(x.shape[1:])
+            try:
+                x = layer(x)
+            except RuntimeError:
+                x = None
+            if x is None or x.numel() == 0:
+                raise ValueError(
+                    f"{type(self).__name__} configuration shrinks the feature maps to nothing: "
+                    f"feature_extractor[{idx}] ({layer}) cannot process an input of shape "
+                    f"{in_shape} (in_size={self.in_size}, channels={self.channels}, "
+                    f"pool_every={self.pool_every}, conv_params={self.conv_params}, "
+                    f"pooling_params={self.pooling_params}); use fewer pooling layers "
+                    f"(a larger pool_every), smaller strides or more padding"
+                )
+        return tuple(x.shape[1:])
+
+    # -- forward ----------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """
+        :param x: A batch of images, ``(N, C_in, H, W)`` with ``(C_in, H, W) == in_size``.
+        :return: Raw class scores, ``(N, out_classes)``.
+        :raises ValueError: If ``x`` does not have the configured image size.
+        """
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.in_size:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (N, {', '.join(map(str, self.in_size))}), "
+                f"got {tuple(x.shape)}"
+            )
+        features = self.feature_extractor(x)
+        return self.mlp(features.reshape(features.shape[0], -1))
+
+
+class ResidualBlock(nn.Module):
+    """A residual block: ``out = ReLU(main_path(x) + shortcut_path(x))``.
+
+    The main path is ``Conv -> [Dropout2d] -> [BatchNorm2d] -> Act`` for every convolution but
+    the last, which stands alone. Every convolution uses padding ``k // 2`` (odd kernels keep
+    the spatial size). The shortcut is the identity when the channel counts of input and
+    output agree and a 1x1 convolution without bias otherwise.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        kernel_sizes: Sequence[int],
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        activation_type: str = "relu",
+        activation_params: Optional[dict] = None,
+        **kwargs,
+    ):
+        """
+        :param in_channels: Number of input channels ``C_in``.
+        :param channels: Output channels of each main-path convolution; ``channels[-1]`` is
+            the block's output channel count ``C_out``.
+        :param kernel_sizes: Odd kernel size of each main-path convolution.
+        :param batchnorm: Add ``BatchNorm2d`` after every convolution but the last.
+        :param dropout: Probability of ``Dropout2d`` after every convolution but the last
+            (0 adds none).
+        :param activation_type: One of :data:`ACTIVATIONS`.
+        :param activation_params: Keyword arguments of the activation.
+        :param kwargs: ``bias`` and/or ``padding_mode``, forwarded to the main-path
+            convolutions.
+        :raises ValueError: For an invalid configuration.
+        """
+        super().__init__()
+        _check_positive_int("in_channels", in_channels)
+        channels = _check_int_list("channels", channels, allow_empty=False)
+        kernel_sizes = _check_kernel_sizes(kernel_sizes, len(channels))
+        _check_dropout(dropout)
+        conv_kwargs = _check_residual_conv_kwargs(type(self).__name__, kwargs)
+        make_activation(activation_type, activation_params)
+        self.in_channels, self.out_channels = int(in_channels), channels[-1]
+
+        self.main_path = nn.Sequential(*_residual_main_path(
+            in_channels, channels, kernel_sizes, batchnorm, dropout,
+            activation_type, activation_params, conv_kwargs,
+        ))
+        if self.in_channels == self.out_channels:
+            shortcut: nn.Module = nn.Identity()
+        else:
+            shortcut = nn.Conv2d(self.in_channels, self.out_channels, kernel_size=1, bias=False)
+        self.shortcut_path = nn.Sequential(shortcut)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """
+        :param x: ``(N, C_in, H, W)``.
+        :return: ``(N, C_out, H, W)``.
+        """
+        return torch.relu(self.main_path(x) + self.shortcut_path(x))
+
+
+class ResidualBottleneckBlock(ResidualBlock):
+    """A residual bottleneck block on ``C`` channels: a 1x1 convolution projects down to the
+    first inner width, the inner convolutions work in the narrow space, and a 1x1 convolution
+    projects back up to ``C``; the shortcut is the identity.
+    """
+
+    def __init__(
+        self,
+        in_out_channels: int,
+        inner_channels: Sequence[int],
+        inner_kernel_sizes: Sequence[int],
+        **kwargs,
+    ):
+        """
+        :param in_out_channels: Channels ``C`` of both input and output.
+        :param inner_channels: Output channels of the inner convolutions (at least one).
+        :param inner_kernel_sizes: Odd kernel size of each inner convolution.
+        :param kwargs: Passed to :class:`ResidualBlock` (``batchnorm``, ``dropout``,
+            ``activation_type``, ``activation_params``, ...).
+        :raises ValueError: For an invalid configuration.
+        """
+        _check_positive_int("in_out_channels", in_out_channels)
+        inner_channels = _check_int_list("inner_channels", inner_channels, allow_empty=False)
+        inner_kernel_sizes = list(inner_kernel_sizes)
+        if len(inner_kernel_sizes) != len(inner_channels):
+            raise ValueError(
+                f"inner_kernel_sizes must have one entry per inner channel: got "
+                f"{len(inner_kernel_sizes)} kernel sizes {inner_kernel_sizes} for "
+                f"{len(inner_channels)} inner channels {inner_channels}"
+            )
+        super().__init__(
+            in_channels=in_out_channels,
+            channels=[inner_channels[0], *inner_channels, in_out_channels],
+            kernel_sizes=[1, *inner_kernel_sizes, 1],
+            **kwargs,
+        )
+
+
+class ResNet(CNN):
+    """A residual network::
+
+        [-> (CONV -> ACT) * P -> POOL] * (N // P) -> [residual block of the N % P rest]
+         \\----- SKIP -------/
+            -> flatten -> (FC -> ACT) * M -> FC
+
+    Every ``pool_every`` consecutive convolutions form one :class:`ResidualBlock`, followed
+    by a pooling layer when the group is complete. With ``bottleneck=True``, a group whose
+    input and output channel counts agree and that has at least three convolutions becomes a
+    :class:`ResidualBottleneckBlock`: its first convolution is the 1x1 projection down to
+    ``group[1]``, its last the 1x1 projection back up, and the ones in between use the
+    network's kernel size. Convolutions are 3x3 unless ``conv_params`` asks for another odd
+    ``kernel_size``.
+    """
+
+    def __init__(
+        self,
+        in_size: Sequence[int],
+        out_classes: int,
+        channels: Sequence[int],
+        pool_every: int,
+        hidden_dims: Sequence[int],
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        bottleneck: bool = False,
+        **kwargs,
+    ):
+        """
+        :param batchnorm: Use batch normalisation inside the residual blocks.
+        :param dropout: ``Dropout2d`` probability inside the residual blocks.
+        :param bottleneck: Use bottleneck blocks where a group allows one.
+        :param kwargs: The remaining :class:`CNN` arguments (``conv_params``,
+            ``activation_type``, ``activation_params``, ``pooling_type``, ``pooling_params``).
+        :raises ValueError: For an invalid configuration, including ``bottleneck=True`` when
+            no group can be a bottleneck block.
+
+        See :class:`CNN` for the other parameters.
+        """
+        _check_dropout(dropout)
+        self.batchnorm = bool(batchnorm)
+        self.dropout = float(dropout)
+        self.bottleneck = bool(bottleneck)
+        super().__init__(in_size, out_classes, channels, pool_every, hidden_dims, **kwargs)
+
+    def _groups(self) -> List[Tuple[int, List[int]]]:
+        """
+        :return: ``(in_channels, group_channels)`` for each block, in order.
+        """
+        groups, in_channels = [], self.in_size[0]
+        for start in range(0, len(self.channels), self.pool_every):
+            group = self.channels[start:start + self.pool_every]
+            groups.append((in_channels, group))
+            in_channels = group[-1]
+        return groups
+
+    @staticmethod
+    def _is_bottleneck_group(in_channels: int, group: Sequence[int]) -> bool:
+        """:return: Whether a group can be written as a bottleneck block."""
+        return len(group) >= 3 and in_channels == group[-1]
+
+    def _make_feature_extractor(self) -> nn.Sequential:
+        """
+        :return: Residual blocks of ``pool_every`` convolutions, each complete group followed
+            by a pooling layer.
+        """
+        kernel_size = _residual_kernel_size(type(self).__name__, self.conv_params)
+        groups = self._groups()
+        if self.bottleneck and not any(self._is_bottleneck_group(c, g) for c, g in groups):
+            raise ValueError(
+                f"bottleneck=True but no group of pool_every={self.pool_every} convolutions can "
+                f"be a bottleneck block (it needs >= 3 convolutions and equal input and output "
+                f"channels); groups as (in_channels, channels): {groups}"
+            )
+        layers: List[nn.Module] = []
+        for in_channels, group in groups:
+            layers.append(self._make_block(in_channels, group, kernel_size))
+            if len(group) == self.pool_every:
+                layers.append(self._make_pooling())
+        return nn.Sequential(*layers)
+
+    def _make_block(self, in_channels: int, group: List[int], kernel_size: int) -> ResidualBlock:
+        """:return: The residual (or bottleneck) block for one group of convolutions."""
+        common = dict(batchnorm=self.batchnorm, dropout=self.dropout,
+                      activation_type=self.activation_type,
+                      activation_params=self.activation_params,
+                      **_residual_conv_options(self.conv_params))
+        if self.bottleneck and self._is_bottleneck_group(in_channels, group):
+            inner = group[1:-1]
+            return ResidualBottleneckBlock(
+                in_out_channels=in_channels, inner_channels=inner,
+                inner_kernel_sizes=[kernel_size] * len(inner), **common,
+            )
+        return ResidualBlock(in_channels, group, [kernel_size] * len(group), **common)
+
+
+class PreActivationBlock(nn.Module):
+    """A pre-activation residual block (He et al., "Identity Mappings in Deep Residual
+    Networks", 2016)::
+
+        out = x' + (BN -> Act -> Conv -> BN -> Act -> [Dropout] -> Conv -> ...)(x)
+
+    where ``x'`` is ``x`` or, when the channel count changes, a bias-free 1x1 projection of
+    it. Nothing is applied after the sum, so a stack of these blocks keeps a clean identity
+    path from the classifier back to the first layer; that is what lets very deep stacks
+    train. Convolutions are bias-free because a batch norm follows each of them.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        kernel_size: int = 3,
+        dropout: float = 0.0,
+        activation_type: str = "relu",
+        activation_params: Optional[dict] = None,
+    ):
+        """
+        :param in_channels: Input channels ``C_in``.
+        :param channels: Output channels of each convolution; ``C_out = channels[-1]``.
+        :param kernel_size: Odd kernel size of the convolutions.
+        :param dropout: Dropout probability before every convolution but the first.
+        :param activation_type: One of :data:`ACTIVATIONS`.
+        :param activation_params: Keyword arguments of the activation.
+        """
+        super().__init__()
+        _check_positive_int("in_channels", in_channels)
+        channels = _check_int_list("channels", channels, allow_empty=False)
+        (kernel_size,) = _check_kernel_sizes([kernel_size], 1)
+        _check_dropout(dropout)
+        layers: List[nn.Module] = []
+        prev = in_channels
+        for i, out in enumerate(channels):
+            layers += [nn.BatchNorm2d(prev), make_activation(activation_type, activation_params)]
+            if i > 0 and dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            layers.append(nn.Conv2d(prev, out, kernel_size, padding=kernel_size // 2, bias=False))
+            prev = out
+        self.main_path = nn.Sequential(*layers)
+        self.shortcut_path = (nn.Identity() if in_channels == channels[-1]
+                              else nn.Conv2d(in_channels, channels[-1], 1, bias=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """
+        :param x: ``(N, C_in, H, W)``.
+        :return: ``(N, C_out, H, W)``.
+        """
+        return self.main_path(x) + self.shortcut_path(x)
+
+
+class YourCNN(CNN):
+    """Our architecture for Part 5: a pre-activation residual network with batch
+    normalisation, dropout and global average pooling.
+
+    Layout (``N = len(channels)`` convolutions in total, like the plain CNN)::
+
+        Conv (stem, channels[0])
+        -> [PreActivationBlock of 2 convs] ... with a pooling layer after every
+           ``pool_every`` convolutions
+        -> BN -> Act -> global average pool -> Dropout -> MLP(hidden_dims) -> scores
+
+    What each part adds, and why:
+
+    * **Residual connections** (pre-activation form, two convolutions per block): gradients
+      reach early layers through the identity path, so depth no longer makes the network
+      untrainable - the plain CNN of 36 convolutions (K=32-64-128, L=12) stays at chance.
+    * **Batch normalisation** before every convolution keeps activations well scaled at any
+      depth and allows larger learning rates.
+    * **Dropout** inside the blocks and before the classifier regularises the wider
+      configurations.
+    * **Global average pooling** makes the classifier input ``channels[-1]`` wide, whatever
+      the spatial size, which removes the huge first fully-connected layer of the plain CNN
+      (most of its parameters) and its overfitting.
+    * **Adaptive pooling schedule**: a pooling layer is left out when it would shrink the
+      feature maps below 2x2, so deep configurations with a small ``pool_every`` remain
+      valid instead of reducing 32x32 images to nothing.
+    """
+
+    def __init__(
+        self,
+        in_size: Sequence[int],
+        out_classes: int,
+        channels: Sequence[int],
+        pool_every: int,
+        hidden_dims: Sequence[int],
+        conv_params: Optional[dict] = None,
+        activation_type: str = "relu",
+        activation_params: Optional[dict] = None,
+        pooling_type: str = "max",
+        pooling_params: Optional[dict] = None,
+        dropout: float = 0.1,
+        block_size: int = 2,
+    ):
+        """
+        :param dropout: Dropout probability inside the blocks and before the classifier.
+        :param block_size: Convolutions per residual block.
+
+        See :class:`CNN` for the other parameters; ``conv_params`` may only choose an odd
+        ``kernel_size`` (stride 1, "same" padding).
+        """
+        _check_dropout(dropout)
+        self.dropout = float(dropout)
+        self.block_size = _check_positive_int("block_size", block_size)
+        super().__init__(in_size, out_classes, channels, pool_every, hidden_dims,
+                         conv_params=conv_params, activation_type=activation_type,
+                         activation_params=activation_params, pooling_type=pooling_type,
+                         pooling_params=pooling_params)
+
+    def _stages(self) -> List[List[int]]:
+        """:return: ``channels`` cut into runs of ``pool_every`` convolutions."""
+        p = self.pool_every
+        return [self.channels[i:i + p] for i in range(0, len(self.channels), p)]
+
+    def _make_feature_extractor(self) -> nn.Sequential:
+        """:return: Stem, residual stages with pooling between them, and the pooled head."""
+        kernel_size = _residual_kernel_size(type(self).__name__, self.conv_params)
+        c0 = self.channels[0]
+        layers: List[nn.Module] = [
+            nn.Conv2d(self.in_size[0], c0, kernel_size, padding=kernel_size // 2, bias=False)
+        ]
+        size, in_channels = self.in_size[1:], c0
+        for s, stage in enumerate(self._stages()):
+            convs = stage[1:] if s == 0 else stage  # the stem is the first convolution
+            for b in range(0, len(convs), self.block_size):
+                block = convs[b:b + self.block_size]
+                layers.append(PreActivationBlock(
+                    in_channels, block, kernel_size, self.dropout,
+                    self.activation_type, self.activation_params,
+                ))
+                in_channels = block[-1]
+            if len(stage) == self.pool_every:
+                pool = self._make_pooling()
+                pooled = _pooled_size(pool, size)
+                if min(pooled) >= 2:
+                    layers.append(pool)
+                    size = pooled
+        layers += [
+            nn.BatchNorm2d(in_channels), self._make_activation(),
+            nn.AdaptiveAvgPool2d(1), nn.Dropout(self.dropout),
+        ]
+        return nn.Sequential(*layers)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def _residual_main_path(in_channels, channels, kernel_sizes, batchnorm, dropout,
+                        activation_type, activation_params, conv_kwargs) -> List[nn.Module]:
+    """:return: The layers of a residual block's main path, in construction order."""
+    layers: List[nn.Module] = []
+    prev = in_channels
+    last = len(channels) - 1
+    for i, (out, k) in enumerate(zip(channels, kernel_sizes)):
+        layers.append(nn.Conv2d(prev, out, kernel_size=k, padding=k // 2, **conv_kwargs))
+        if i < last:
+            if dropout > 0:
+                layers.append(nn.Dropout2d(dropout))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(make_activation(activation_type, activation_params))
+        prev = out
+    return layers
+
+
+def _pooled_size(pool: nn.Module, size: Sequence[int]) -> Tuple[int, int]:
+    """:return: The ``(H, W)`` a pooling layer produces from ``size``; (0, 0) if it cannot."""
+    try:
+        with torch.no_grad():
+            out = pool(torch.zeros(1, 1, *size))
+    except RuntimeError:
+        return (0, 0)
+    return tuple(out.shape[-2:])
+
+
+def _residual_kernel_size(owner: str, conv_params: dict) -> int:
+    """
+    Residual sums need convolutions that keep the spatial size, so of ``conv_params`` only an
+    odd ``kernel_size`` (default 3), ``stride=1``, ``padding=kernel_size // 2`` and the
+    options ``bias``/``padding_mode`` are accepted.
+
+    :return: The kernel size to use.
+    :raises ValueError: For any other convolution setting.
+    """
+    if conv_params == DEFAULT_CONV_PARAMS:
+        return 3
+    allowed = {"kernel_size", "stride", "padding", *_RESIDUAL_CONV_OPTIONS}
+    unknown = sorted(set(conv_params) - allowed)
+    if unknown:
+        raise ValueError(f"{owner} does not support conv_params {unknown}; "
+                         f"accepted keys are {sorted(allowed)}")
+    (k,) = _check_kernel_sizes([conv_params.get("kernel_size", 3)], 1)
+    if conv_params.get("stride", 1) not in (1, (1, 1)):
+        raise ValueError(f"{owner} needs stride 1 to add the shortcut, got conv_params "
+                         f"{conv_params}")
+    if conv_params.get("padding", k // 2) not in (k // 2, (k // 2, k // 2)):
+        raise ValueError(f"{owner} uses 'same' padding kernel_size // 2 = {k // 2}, got "
+                         f"conv_params {conv_params}")
+    return k
+
+
+def _residual_conv_options(conv_params: dict) -> dict:
+    """:return: The ``bias``/``padding_mode`` entries of ``conv_params``."""
+    return {k: v for k, v in conv_params.items() if k in _RESIDUAL_CONV_OPTIONS}
+
+
+def _check_residual_conv_kwargs(owner: str, kwargs: dict) -> dict:
+    """:return: ``kwargs`` if they only hold residual-safe convolution options."""
+    unknown = sorted(set(kwargs) - set(_RESIDUAL_CONV_OPTIONS))
+    if unknown:
+        raise TypeError(f"{owner} got unexpected keyword arguments {unknown}; only the "
+                        f"convolution options {list(_RESIDUAL_CONV_OPTIONS)} are accepted")
+    return dict(kwargs)
+
+
+def _lookup(arg: str, name, table: Dict[str, Type[nn.Module]]) -> Type[nn.Module]:
+    """:return: ``table[name]`` or raise a ``ValueError`` listing the valid names."""
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(f"unknown {arg} {name!r}; expected one of {sorted(table)}")
+    return table[name]
+
+
+def _construct(cls: Type[nn.Module], arg: str, params: dict, **fixed) -> nn.Module:
+    """Build ``cls(**fixed, **params)``, turning torch's complaints into a clear error."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{arg} must be a dict, got {type(params).__name__}: {params!r}")
+    try:
+        return cls(**fixed, **params)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"invalid {arg} {params} for {cls.__name__}: {err}") from None
+
+
+def _check_positive_int(name: str, value) -> int:
+    """:return: ``int(value)``, or raise a ``ValueError`` if it is not an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_int_list(name: str, values, allow_empty: bool) -> List[int]:
+    """:return: ``values`` as a list of positive ints, or raise a ``ValueError``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}")
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must not be empty")
+    return [_check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
+def _check_in_size(in_size) -> Tuple[int, int, int]:
+    """:return: ``in_size`` as a ``(C, H, W)`` tuple, or raise a ``ValueError``."""
+    if isinstance(in_size, (str, bytes)) or not isinstance(in_size, Sequence) or len(in_size) != 3:
+        raise ValueError(f"in_size must be (channels, height, width), got {in_size!r}")
+    return tuple(_check_positive_int(f"in_size[{i}]", v) for i, v in enumerate(in_size))
+
+
+def _check_kernel_sizes(kernel_sizes, count: int) -> List[int]:
+    """:return: ``kernel_sizes`` as ints, or raise unless there are ``count`` odd sizes."""
+    kernel_sizes = list(kernel_sizes)
+    if len(kernel_sizes) != count:
+        raise ValueError(f"kernel_sizes must have one entry per convolution ({count}), got "
+                         f"{len(kernel_sizes)}: {kernel_sizes}")
+    for i, k in enumerate(kernel_sizes):
+        _check_positive_int(f"kernel_sizes[{i}]", k)
+        if k % 2 == 0:
+            raise ValueError(f"kernel_sizes[{i}] must be odd so that padding k // 2 keeps the "
+                             f"spatial size for the residual sum, got {k}")
+    return [int(k) for k in kernel_sizes]
+
+
+def _check_dropout(dropout) -> None:
+    """Raise a ``ValueError`` unless ``0 <= dropout < 1``."""
+    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
