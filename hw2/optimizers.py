@@ -346,6 +346,39 @@ class Optimizer(abc.ABC):
             buffers.append(state[name])
         return buffers
 
+    def state_dict(self) -> Dict[str, object]:
+        """The per-parameter state, e.g. to checkpoint a training run.
+
+        :return: ``{"state": {param index: {name: tensor or int}}}`` (tensors are the live
+            buffers, not copies; ``torch.save`` copies them).
+        """
+        return {"state": {i: dict(s) for i, s in self.state.items()}}
+
+    def load_state_dict(self, state_dict: Dict[str, object]) -> None:
+        """Restore state saved by :meth:`state_dict` from an optimizer over the same params.
+
+        :raises ValueError: The state does not fit this optimizer's parameters.
+        """
+        if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a dict with a "
+                             f"'state' dict, got {type(state_dict).__name__}")
+        restored = {}
+        for i, entry in state_dict["state"].items():
+            if not isinstance(i, int) or not 0 <= i < len(self._entries):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: state for param index "
+                                 f"{i!r}, but there are {len(self._entries)} params")
+            param = self._entries[i][0]
+            restored[i] = {}
+            for name, value in entry.items():
+                if isinstance(value, Tensor):
+                    if value.shape != param.shape:
+                        raise ValueError(f"{type(self).__name__}.load_state_dict: state "
+                                         f"{name!r} of params[{i}] has shape {tuple(value.shape)}, "
+                                         f"the param has {tuple(param.shape)}")
+                    value = value.to(device=param.device, dtype=param.dtype, copy=True)
+                restored[i][name] = value
+        self.state = restored
+
     def _hyperparameters(self) -> Dict[str, object]:
         """Hyperparameters shown by ``repr``, in display order."""
         return {}

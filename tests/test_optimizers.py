@@ -399,3 +399,51 @@ def test_update_helpers_are_pure_functions_over_lists():
     torch.testing.assert_close(velocities[1], torch.tensor([-0.1 - 0.2], dtype=DTYPE), **TIGHT)
     torch.testing.assert_close(params[0], torch.tensor([1.0, 1.95], dtype=DTYPE), **TIGHT)
     torch.testing.assert_close(params[1], torch.tensor([-1.3], dtype=DTYPE), **TIGHT)
+
+
+# ----------------------------------------------------------------------------------------------
+# state_dict / load_state_dict
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opt_cls, kwargs", [
+    (MomentumSGD, dict(learn_rate=0.05, nesterov=True)),
+    (RMSProp, dict(learn_rate=0.01)),
+    (Adam, dict(learn_rate=0.01, reg=0.1)),
+])
+def test_state_dict_round_trip_continues_the_same_trajectory(opt_cls, kwargs, tmp_path):
+    def pairs(params):
+        return [(p, torch.zeros_like(p)) for p in params]
+
+    def run(opt, params, steps):
+        for step in steps:
+            for (p, g), new in zip(opt.params, gradient_at(params, step)):
+                g.copy_(new)
+            opt.step()
+
+    straight = make_params()
+    opt = opt_cls(pairs(straight), **kwargs)
+    run(opt, straight, range(6))
+
+    first = make_params()
+    opt_a = opt_cls(pairs(first), **kwargs)
+    run(opt_a, first, range(3))
+    torch.save(opt_a.state_dict(), tmp_path / "opt.pt")
+    second = [p.clone() for p in first]
+    opt_b = opt_cls(pairs(second), **kwargs)
+    opt_b.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=True))
+    run(opt_b, second, range(3, 6))
+    for a, b in zip(second, straight):
+        torch.testing.assert_close(a, b, **TIGHT)
+
+
+def test_load_state_dict_refuses_state_of_other_params():
+    opt = Adam([(torch.zeros(3), torch.ones(3))])
+    opt.step()
+    other = Adam([(torch.zeros(4), torch.ones(4))])
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        other.load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="index"):
+        other.load_state_dict({"state": {5: {}}})
+    with pytest.raises(ValueError, match="'state'"):
+        other.load_state_dict([1, 2])

@@ -1,0 +1,516 @@
+"""Tests for hw2.training.
+
+The loop logic (accuracy bookkeeping, batch limits, early stopping, printing, checkpoints) is
+tested with a scripted fake trainer whose batches return known results; the two real
+trainers are tested against hand counts and against an independent autograd/torch.optim step.
+"""
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import hw2.answers as answers
+import hw2.layers as layers
+import hw2.optimizers as optimizers
+import hw2.training as training
+from cs236781.train_results import BatchResult, EpochResult, FitResult
+from hw2.classifier import ArgMaxClassifier
+from hw2.datasets import load_dataset
+from hw2.training import ClassifierTrainer, LayerTrainer, Trainer
+
+
+def loader(n=10, batch_size=3, features=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=gen)
+    y = torch.randint(0, 3, (n,), generator=gen)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+
+class ScriptedTrainer(Trainer):
+    """A trainer whose batches return scripted results and record what they saw.
+
+    ``test_losses[e]`` is the loss of every test batch in epoch ``e`` (0-based),
+    ``test_correct[e]`` the number of correct samples per test batch in that epoch.
+    """
+
+    def __init__(self, test_losses=None, test_correct=None, model=None, train_loss=1.0):
+        super().__init__(model if model is not None else nn.Linear(4, 3))
+        self.test_losses = test_losses
+        self.test_correct = test_correct
+        self.train_loss = train_loss
+        self.train_calls = 0
+        self.test_calls = 0
+        self.test_epochs = 0
+        self.weights_seen = []
+
+    def train_batch(self, batch):
+        self.train_calls += 1
+        if hasattr(self.model, "weight"):
+            self.weights_seen.append(self.model.weight.detach().clone())
+        loss = self.train_loss(self.train_calls) if callable(self.train_loss) else self.train_loss
+        return BatchResult(loss, 1)
+
+    def test_batch(self, batch):
+        self.test_calls += 1
+        e = self.test_epochs
+        loss = self.test_losses[e] if self.test_losses is not None else 1.0
+        correct = self.test_correct[e] if self.test_correct is not None else 0
+        return BatchResult(loss, min(correct, len(batch[0])))
+
+    def test_epoch(self, dl_test, **kw):
+        result = super().test_epoch(dl_test, **kw)
+        self.test_epochs += 1
+        return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Epoch loop: accuracy, max_batches, progress bars
+# ----------------------------------------------------------------------------------------------
+
+
+def test_epoch_accuracy_counts_samples_including_a_partial_last_batch():
+    # 10 samples in batches 3,3,3,1; every batch reports 1 correct -> 4 / 10 = 40%.
+    trainer = ScriptedTrainer()
+    result = trainer.train_epoch(loader(n=10, batch_size=3), verbose=False)
+    assert isinstance(result, EpochResult)
+    assert result.losses == [1.0] * 4
+    assert result.accuracy == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("max_batches, expected", [(None, 4), (1, 1), (2, 2), (4, 4), (10, 4)])
+def test_max_batches_is_honoured(max_batches, expected):
+    trainer = ScriptedTrainer()
+    result = trainer.train_epoch(loader(n=10, batch_size=3), verbose=False, max_batches=max_batches)
+    assert trainer.train_calls == expected
+    assert len(result.losses) == expected
+    seen = min(10, 3 * expected)
+    assert result.accuracy == pytest.approx(100 * expected / seen)
+
+
+def test_fit_passes_max_batches_to_both_phases():
+    trainer = ScriptedTrainer()
+    res = trainer.fit(loader(n=30), loader(n=30), num_epochs=3, max_batches=2, print_every=0)
+    assert trainer.train_calls == 6 and trainer.test_calls == 6
+    assert len(res.train_loss) == 6 and len(res.test_loss) == 6
+
+
+def test_progress_bar_is_labelled_and_reports_average_loss_and_accuracy(capsys):
+    trainer = ScriptedTrainer(test_losses=[0.5], test_correct=[3])
+    trainer.test_epoch(loader(n=6, batch_size=3), verbose=True)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "test_batch" in text
+    assert "Avg. Loss 0.500" in text and "Accuracy 100.0" in text
+
+
+def test_verbose_false_prints_no_bar(capsys):
+    trainer = ScriptedTrainer()
+    trainer.train_epoch(loader(), verbose=False)
+    trainer.test_epoch(loader(), verbose=False)
+    trainer.fit(loader(), loader(), num_epochs=2, verbose=False, print_every=0)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+def test_empty_loader_is_an_error():
+    empty = DataLoader(TensorDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=2)
+    with pytest.raises(ValueError, match="no batches"):
+        ScriptedTrainer().train_epoch(empty, verbose=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# fit: printing, early stopping, results
+# ----------------------------------------------------------------------------------------------
+
+
+def epoch_lines(text):
+    return [line for line in text.splitlines() if line.startswith("--- EPOCH")]
+
+
+@pytest.mark.parametrize("num_epochs, print_every, expected", [
+    (30, 6, [1, 7, 13, 19, 25, 30]),  # the seed's dropout experiment
+    (10, 1, list(range(1, 11))),
+    (5, 2, [1, 3, 5]),
+    (4, 10, [1, 4]),
+    (5, 0, []),
+])
+def test_print_every_selects_epoch_lines(capsys, num_epochs, print_every, expected):
+    ScriptedTrainer().fit(loader(n=3), loader(n=3), num_epochs, print_every=print_every, verbose=False)
+    lines = epoch_lines(capsys.readouterr().out)
+    assert lines == [f"--- EPOCH {i}/{num_epochs} ---" for i in expected]
+
+
+@pytest.mark.parametrize("kw, expected", [
+    ({}, [True, True, False, False, True, True]),  # epochs 1 and 3 print, epoch 2 is silent
+    (dict(verbose=True), [True] * 6),
+    (dict(verbose=False), [False] * 6),
+])
+def test_bars_follow_print_schedule_unless_verbose_given(monkeypatch, kw, expected):
+    shown = []
+    real_tqdm = training.tqdm
+
+    def spy(*args, **kwargs):
+        shown.append((kwargs["desc"], not kwargs["disable"]))
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(training, "tqdm", spy)
+    ScriptedTrainer().fit(loader(n=3), loader(n=3), num_epochs=3, print_every=2, **kw)
+    assert [desc for desc, _ in shown] == ["train_batch", "test_batch"] * 3
+    assert [on for _, on in shown] == expected
+
+
+def test_fit_result_collects_per_batch_losses_and_per_epoch_accuracies():
+    trainer = ScriptedTrainer(test_losses=[3.0, 2.0, 1.0], test_correct=[0, 1, 2], train_loss=lambda k: float(k))
+    res = trainer.fit(loader(n=4, batch_size=2), loader(n=4, batch_size=2), num_epochs=3, print_every=0)
+    assert isinstance(res, FitResult)
+    assert res.num_epochs == 3
+    assert res.train_loss == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert res.train_acc == [50.0, 50.0, 50.0]
+    assert res.test_loss == [3.0, 3.0, 2.0, 2.0, 1.0, 1.0]
+    assert res.test_acc == [0.0, 50.0, 100.0]
+
+
+@pytest.mark.parametrize("early_stopping, expected_epochs, stops", [
+    # epoch mean test losses: 5, 4, 4.5, 4.2, 4.0, 3.0, 3.5, ...; best so far is 4 at epoch 2
+    # (4.0 at epoch 5 does not beat it), so epochs 3, 4, 5 are three epochs without improvement.
+    (1, 3, True),
+    (2, 4, True),
+    (3, 5, True),
+    (4, 10, True),  # epoch 6 improves (3.0); 7..10 do not: the 4th of them is the last epoch
+    (5, 10, False),
+    (None, 10, False),
+])
+def test_early_stopping_stops_at_the_right_epoch(early_stopping, expected_epochs, stops, capsys):
+    losses = [5.0, 4.0, 4.5, 4.2, 4.0, 3.0, 3.5, 3.1, 3.2, 3.3]
+    trainer = ScriptedTrainer(test_losses=losses)
+    res = trainer.fit(loader(n=3), loader(n=3), num_epochs=10, early_stopping=early_stopping,
+                      verbose=False)
+    assert res.num_epochs == expected_epochs
+    assert len(res.test_acc) == len(res.train_acc) == expected_epochs
+    assert trainer.test_epochs == expected_epochs
+    stopped = "Early stopping after epoch" in capsys.readouterr().out
+    assert stopped == stops
+
+
+def test_nan_training_loss_raises_naming_epoch_and_batch():
+    trainer = ScriptedTrainer(train_loss=lambda k: float("nan") if k == 6 else 1.0)
+    # 2 batches per epoch: call 6 is epoch 3, batch 2
+    with pytest.raises(FloatingPointError, match=r"epoch 3, batch 2"):
+        trainer.fit(loader(n=4, batch_size=2), loader(n=2), num_epochs=5, print_every=0)
+
+
+def test_inf_training_loss_outside_fit_names_the_batch():
+    trainer = ScriptedTrainer(train_loss=lambda k: float("inf") if k == 2 else 1.0)
+    with pytest.raises(FloatingPointError, match=r"inf at batch 2"):
+        trainer.train_epoch(loader(), verbose=False)
+
+
+@pytest.mark.parametrize("kwargs, exc, needle", [
+    (dict(num_epochs=-1), ValueError, "num_epochs"),
+    (dict(num_epochs=2.5), TypeError, "num_epochs"),
+    (dict(num_epochs=2, early_stopping=0), ValueError, "early_stopping"),
+    (dict(num_epochs=2, print_every=-1), ValueError, "print_every"),
+    (dict(num_epochs=2, max_batches=0), ValueError, "max_batches"),
+    (dict(num_epochs=2, batch_limit=3), TypeError, "batch_limit"),
+    (dict(num_epochs=2, verbose="yes"), TypeError, "verbose"),
+])
+def test_fit_rejects_bad_arguments(kwargs, exc, needle):
+    with pytest.raises(exc, match=needle):
+        ScriptedTrainer().fit(loader(), loader(), **kwargs)
+
+
+def test_trainer_is_abstract():
+    with pytest.raises(TypeError):
+        Trainer(nn.Linear(2, 2))
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+
+
+def test_checkpoint_written_on_improvement_and_resumed(tmp_path, capsys):
+    ckpt = tmp_path / "run"
+    correct = [0, 1, 2, 1, 2, 3]  # test accuracy improves in epochs 1, 2, 3 and 6
+    first = ScriptedTrainer(test_correct=correct, model=nn.Linear(4, 3))
+    with torch.no_grad():
+        first.model.weight.fill_(0.25)
+    res1 = first.fit(loader(n=3), loader(n=3), num_epochs=4, checkpoints=str(ckpt), print_every=0)
+    path = tmp_path / "run.pt"
+    assert path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temp files left
+    saved = torch.load(path, weights_only=True)
+    assert saved["fit_state"]["epochs_done"] == 3  # epoch 4 did not improve: not saved
+    assert saved["fit_state"]["best_acc"] == pytest.approx(100 * 2 / 3)
+
+    # A fresh trainer with different weights resumes after epoch 3 and runs epochs 4..6.
+    second = ScriptedTrainer(test_correct=correct, model=nn.Linear(4, 3))
+    second.test_epochs = 3  # the script continues where the checkpoint stopped
+    res2 = second.fit(loader(n=3), loader(n=3), num_epochs=6, checkpoints=str(ckpt), print_every=1)
+    assert second.train_calls == 3  # one batch per epoch, 3 remaining epochs
+    assert torch.equal(second.weights_seen[0], torch.full((3, 4), 0.25))  # weights restored
+    assert res2.num_epochs == 6
+    assert res2.test_acc[:3] == res1.test_acc[:3]
+    assert res2.test_acc[3:] == pytest.approx([100 / 3, 200 / 3, 100.0])
+    out = capsys.readouterr().out
+    assert "Resuming from" in out and epoch_lines(out)[0] == "--- EPOCH 4/6 ---"
+    assert torch.load(path, weights_only=True)["fit_state"]["epochs_done"] == 6
+
+
+def test_resume_with_all_epochs_done_runs_nothing(tmp_path):
+    first = ScriptedTrainer(test_correct=[1, 2])
+    first.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=str(tmp_path / "c"), print_every=0)
+    second = ScriptedTrainer()
+    res = second.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=str(tmp_path / "c"),
+                     print_every=0)
+    assert second.train_calls == 0 and res.num_epochs == 2
+
+
+def test_checkpoint_from_another_architecture_is_refused(tmp_path):
+    ckpt = str(tmp_path / "arch")
+    ScriptedTrainer(test_correct=[1], model=nn.Linear(4, 3)).fit(
+        loader(n=3), loader(n=3), num_epochs=1, checkpoints=ckpt, print_every=0)
+    other = ScriptedTrainer(model=nn.Sequential(nn.Linear(4, 3)))
+    with pytest.raises(ValueError, match="different architecture.*missing 0.weight"):
+        other.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=ckpt, print_every=0)
+    wider = ScriptedTrainer(model=nn.Linear(4, 5))
+    with pytest.raises(ValueError, match=r"weight has shape \(3, 4\) in the checkpoint but \(5, 4\)"):
+        wider.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=ckpt, print_every=0)
+
+
+def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    trainer = ScriptedTrainer()
+    path = tmp_path / "keep.pt"
+    trainer.save_checkpoint(str(path))
+    before = path.read_bytes()
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save_checkpoint(str(path))
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["keep.pt"]
+
+
+def test_non_checkpoint_file_is_refused(tmp_path):
+    torch.save({"hello": 1}, tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        ScriptedTrainer().fit(loader(), loader(), 1, checkpoints=str(tmp_path / "junk"), print_every=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# LayerTrainer
+# ----------------------------------------------------------------------------------------------
+
+
+def linear_layer_model(weight, bias):
+    model = layers.Linear(weight.shape[1], weight.shape[0], dtype=weight.dtype)
+    model.w.copy_(weight)
+    model.b.copy_(bias)
+    return model
+
+
+def test_layer_trainer_accuracy_matches_hand_count():
+    # Scores = x @ W.T with W = I (3 classes, 3 features): the prediction is argmax(x).
+    x = torch.tensor([[3., 1, 0], [0, 2, 1], [0, 0, 5], [1, 0, 0], [0, 4, 0]])
+    y = torch.tensor([0, 1, 1, 2, 1])  # correct: samples 0, 1, 4 -> 3 of 5
+    model = linear_layer_model(torch.eye(3), torch.zeros(3))
+    trainer = LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.VanillaSGD(model.params()))
+    result = trainer.test_epoch(DataLoader(TensorDataset(x, y), batch_size=2), verbose=False)
+    assert result.accuracy == pytest.approx(60.0)
+    expected_losses = [nn.functional.cross_entropy(x[i:i + 2], y[i:i + 2]).item() for i in (0, 2, 4)]
+    assert result.losses == pytest.approx(expected_losses, rel=1e-6)
+
+
+def test_layer_trainer_step_equals_autograd_and_torch_optim():
+    # One train_batch on a float64 MLP (images flattened) vs the same network in torch.nn.
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 3, 2, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    mlp = layers.MLP(12, 4, [5], dtype=torch.float64)
+    lin1, lin2 = [layer for layer in mlp.sequence if isinstance(layer, layers.Linear)]
+    ref = nn.Sequential(nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 4)).double()
+    with torch.no_grad():
+        for ours, theirs in ((lin1, ref[0]), (lin2, ref[2])):
+            theirs.weight.copy_(ours.w)
+            theirs.bias.copy_(ours.b)
+    opt = optimizers.MomentumSGD(mlp.params(), learn_rate=0.1, reg=0.01, momentum=0.9)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    trainer = LayerTrainer(mlp, layers.CrossEntropyLoss(), opt)
+    for _ in range(3):
+        result = trainer.train_batch((x, y))
+        ref_opt.zero_grad()
+        loss = nn.functional.cross_entropy(ref(x.reshape(6, -1)), y)
+        loss.backward()
+        ref_opt.step()
+        assert result.loss == pytest.approx(loss.item(), rel=1e-12)
+    for ours, theirs in ((lin1, ref[0]), (lin2, ref[2])):
+        torch.testing.assert_close(ours.w, theirs.weight.detach(), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours.b, theirs.bias.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_layer_trainer_test_epoch_changes_nothing_and_sets_modes():
+    model = layers.MLP(4, 3, [8], dropout=0.5)
+    opt = optimizers.VanillaSGD(model.params(), learn_rate=1.0)
+    trainer = LayerTrainer(model, layers.CrossEntropyLoss(), opt)
+    before = [p.clone() for p, _ in model.params()]
+    trainer.test_epoch(loader(), verbose=False)
+    assert model.training_mode is False
+    assert all(torch.equal(a, p) for a, (p, _) in zip(before, model.params()))
+    trainer.train_epoch(loader(), verbose=False)
+    assert model.training_mode is True
+    assert not all(torch.equal(a, p) for a, (p, _) in zip(before, model.params()))
+
+
+def test_layer_trainer_checkpoint_resume_and_mismatch(tmp_path):
+    dl = loader(n=12, batch_size=4)
+    ckpt = str(tmp_path / "layers")
+    torch.manual_seed(1)
+    model = layers.MLP(4, 3, [6], wstd=0.5)
+    trainer = LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.MomentumSGD(model.params(), 0.1))
+    trainer.fit(dl, dl, num_epochs=2, checkpoints=ckpt, print_every=0)
+    saved = torch.load(tmp_path / "layers.pt", weights_only=True)
+    assert "velocity" in saved["optimizer_state"]["state"][0]
+
+    fresh = layers.MLP(4, 3, [6], wstd=0.5)
+    fresh_opt = optimizers.MomentumSGD(fresh.params(), 0.1)
+    resumed = LayerTrainer(fresh, layers.CrossEntropyLoss(), fresh_opt)
+    resumed._resume(tmp_path / "layers.pt")
+    for (p, _), t in zip(fresh.params(), saved["model_state"]):
+        assert torch.equal(p, t)
+    torch.testing.assert_close(fresh_opt.state[0]["velocity"], saved["optimizer_state"]["state"][0]["velocity"])
+
+    other = layers.MLP(4, 3, [7])
+    mismatched = LayerTrainer(other, layers.CrossEntropyLoss(), optimizers.VanillaSGD(other.params()))
+    with pytest.raises(ValueError, match="different architecture"):
+        mismatched.fit(dl, dl, num_epochs=3, checkpoints=ckpt, print_every=0)
+
+
+def test_seed_overfit_check_on_synthetic_data():
+    # The seed's Part 2 check: 20 samples (2 batches of 10), a 3x128 MLP, VanillaSGD with
+    # part2_overfit_hp(), 20 epochs of train_epoch -> best train accuracy >= 98%.
+    ds_train, _ = load_dataset("synthetic", verbose=False)
+    dl_train = DataLoader(ds_train, batch_size=10, shuffle=False)
+    hp = answers.part2_overfit_hp()
+    torch.manual_seed(42)
+    in_features = ds_train[0][0].numel()
+    model = layers.MLP(in_features, 10, hidden_features=[128] * 3, wstd=hp["wstd"])
+    optimizer = optimizers.VanillaSGD(model.params(), learn_rate=hp["lr"], reg=hp["reg"])
+    trainer = LayerTrainer(model, layers.CrossEntropyLoss(), optimizer)
+    best_acc = max(trainer.train_epoch(dl_train, max_batches=2, verbose=False).accuracy
+                   for _ in range(20))
+    assert best_acc >= 98
+
+
+# ----------------------------------------------------------------------------------------------
+# ClassifierTrainer
+# ----------------------------------------------------------------------------------------------
+
+
+class FixedScores(nn.Module):
+    """Scores = x (a 3-feature input is its own score vector), plus one trainable bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return x + self.bias
+
+
+class ConstantClassifier(FixedScores):
+    """Like FixedScores, but classify_scores always says class 2."""
+
+    def classify_scores(self, z):
+        return torch.full((z.shape[0],), 2, dtype=torch.int)
+
+
+def test_classifier_trainer_accuracy_matches_hand_count():
+    x = torch.tensor([[3., 1, 0], [0, 2, 1], [0, 0, 5], [1, 0, 0], [0, 4, 0]])
+    y = torch.tensor([0, 1, 1, 2, 1])  # argmax correct for 0, 1, 4
+    dl = DataLoader(TensorDataset(x, y), batch_size=2)
+    model = FixedScores()
+    trainer = ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.0))
+    assert trainer.test_epoch(dl, verbose=False).accuracy == pytest.approx(60.0)
+    assert model.bias.grad is None  # evaluation builds no graph and computes no gradients
+    # A model with classify_scores decides the predictions: always class 2 -> 1 of 5 correct.
+    const = ConstantClassifier()
+    trainer = ClassifierTrainer(const, nn.CrossEntropyLoss(), torch.optim.SGD(const.parameters(), lr=0.0))
+    assert trainer.test_epoch(dl, verbose=False).accuracy == pytest.approx(20.0)
+    assert trainer.train_epoch(dl, verbose=False).accuracy == pytest.approx(20.0)
+
+
+def test_classifier_trainer_step_equals_manual_torch_step():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    model = nn.Sequential(nn.Linear(5, 3))
+    ref = nn.Sequential(nn.Linear(5, 3))
+    ref.load_state_dict(model.state_dict())
+    trainer = ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.1))
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=0.1)
+    for _ in range(3):
+        result = trainer.train_batch((x, y))
+        ref_opt.zero_grad()
+        loss = nn.functional.cross_entropy(ref(x), y)
+        loss.backward()
+        ref_opt.step()
+        assert result.loss == pytest.approx(loss.item(), rel=1e-6)
+    for a, b in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_classifier_trainer_modes_and_device():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    trainer = ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                                device="cpu")
+    assert trainer.device == torch.device("cpu")
+    trainer.test_epoch(loader(), verbose=False)
+    assert not model.training
+    trainer.train_epoch(loader(), verbose=False)
+    assert model.training
+
+
+def test_classifier_trainer_rejects_non_modules():
+    with pytest.raises(TypeError, match="nn.Module"):
+        ClassifierTrainer(layers.Linear(2, 2), nn.CrossEntropyLoss(), None)
+
+
+def test_classifier_trainer_learns_digits_and_resumes_with_optimizer_state(tmp_path):
+    ds_train, ds_test = load_dataset("digits", verbose=False)
+    dl_train = DataLoader(ds_train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+    dl_test = DataLoader(ds_test, batch_size=128)
+    torch.manual_seed(0)
+    model = ArgMaxClassifier(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    trainer = ClassifierTrainer(model, nn.CrossEntropyLoss(), opt)
+    ckpt = str(tmp_path / "digits")
+    res = trainer.fit(dl_train, dl_test, num_epochs=3, checkpoints=ckpt, print_every=0)
+    assert max(res.test_acc) >= 85  # a linear model on 8x8 digits reaches ~95%
+    saved = torch.load(tmp_path / "digits.pt", weights_only=True)
+    assert saved["optimizer_state"]["state"]  # Adam moments are checkpointed too
+
+    fresh = ArgMaxClassifier(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.05)
+    resumed = ClassifierTrainer(fresh, nn.CrossEntropyLoss(), fresh_opt)
+    res2 = resumed.fit(dl_train, dl_test, num_epochs=4, checkpoints=ckpt, print_every=0)
+    assert res2.num_epochs == 4
+    best_epoch = saved["fit_state"]["epochs_done"]
+    assert res2.test_acc[:best_epoch] == res.test_acc[:best_epoch]
+    step = next(iter(fresh_opt.state.values()))["step"]
+    assert int(step) == best_epoch * len(dl_train) + (4 - best_epoch) * len(dl_train)
+
+
+def test_reprs():
+    model = layers.MLP(4, 3, [5])
+    opt = optimizers.VanillaSGD(model.params(), learn_rate=0.5)
+    text = repr(LayerTrainer(model, layers.CrossEntropyLoss(), opt))
+    assert text.startswith("LayerTrainer(model=MLP, ") and "VanillaSGD(learn_rate=0.5" in text
+    lin = nn.Linear(2, 2)
+    text = repr(ClassifierTrainer(lin, nn.CrossEntropyLoss(), torch.optim.SGD(lin.parameters(), lr=1)))
+    assert text == ("ClassifierTrainer(model=Linear, loss_fn=CrossEntropyLoss(), optimizer=SGD, "
+                    "device=cpu)")
