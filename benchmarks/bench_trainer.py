@@ -1,0 +1,60 @@
+"""``ClassifierTrainer.train_epoch`` vs. a bare PyTorch training loop on the same model and data.
+
+Both train the same small CNN (identical initial weights, optimizer and batches) for one epoch;
+the trainer runs with its progress bar on, as students use it. Goal: at most 1.10x the bare
+loop's time, i.e. the bookkeeping and the bar cost nothing measurable.
+"""
+import contextlib
+import copy
+import io
+
+import torch
+from torch import nn
+
+from benchmarks.timing import Row, interleaved_medians
+from hw2.classifier import ArgMaxClassifier
+from hw2.cnn import CNN
+from hw2.datasets import make_synthetic
+from hw2.tensor_data import TensorLoader, dataset_tensors
+from hw2.training import ClassifierTrainer
+
+GOAL = 1.10
+
+
+def run(n: int = 2048, batch_size: int = 64, repeats: int = 5):
+    torch.manual_seed(0)
+    ds_train, _ = make_synthetic(n_train=n, n_test=10)
+    loader = TensorLoader(*dataset_tensors(ds_train), batch_size, shuffle=False)
+    batches = list(loader)
+    base = ArgMaxClassifier(CNN((3, 32, 32), 10, channels=[16, 32], pool_every=1, hidden_dims=[64]))
+    model_a, model_b = copy.deepcopy(base), copy.deepcopy(base)
+    loss_fn = nn.CrossEntropyLoss()
+    opt_a = torch.optim.SGD(model_a.parameters(), lr=1e-2, momentum=0.9)
+    opt_b = torch.optim.SGD(model_b.parameters(), lr=1e-2, momentum=0.9)
+    trainer = ClassifierTrainer(model_a, loss_fn, opt_a, device="cpu")
+
+    def with_trainer():
+        with contextlib.redirect_stdout(io.StringIO()):  # the bar is drawn, just not shown
+            trainer.train_epoch(batches)
+
+    def bare_loop():
+        model_b.train()
+        total_loss, correct = 0.0, 0
+        for x, y in batches:
+            opt_b.zero_grad()
+            scores = model_b(x)
+            loss = loss_fn(scores, y)
+            loss.backward()
+            opt_b.step()
+            total_loss += loss.item()
+            correct += int((scores.argmax(dim=1) == y).sum())
+        return total_loss, correct
+
+    t_trainer, t_bare = interleaved_medians([with_trainer, bare_loop], repeats=repeats, warmup=1)
+    return [Row(f"ClassifierTrainer.train_epoch vs bare loop ({n} imgs, CNN)", t_trainer,
+                t_bare, "s/epoch", f"<= {GOAL}", t_trainer / t_bare <= GOAL)]
+
+
+if __name__ == "__main__":
+    from benchmarks.timing import print_table
+    print_table(run(), "trainer overhead")
