@@ -1,0 +1,287 @@
+"""Tests for cs236781.drawing_pad: drawing, blurring, MNIST-style preprocessing, prediction, widget.
+
+Everything runs headlessly: the widget's mouse events are fed through ipycanvas' own event
+handler, as the browser would send them.
+"""
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from cs236781 import drawing_pad as dp
+from cs236781.drawing_pad import (DrawingPad, Prediction, blur, center_of_mass, draw_stroke,
+                                  new_canvas, pad_for, predict, preprocess, resize)
+
+CANVAS = 280
+
+
+def vertical_stroke(x0=140.0, x1=146.0, top=40.0, bottom=240.0, width=25.0, size=CANVAS):
+    """A slightly slanted vertical line, the way people draw a '1'."""
+    return draw_stroke(new_canvas(size), [(x0, top), (x1, bottom)], width)
+
+
+def independent_com(img):
+    """Centre of mass via scipy (an implementation independent of drawing_pad)."""
+    return ndimage.center_of_mass(np.asarray(img, dtype=np.float64))
+
+
+@pytest.fixture(scope="module")
+def digits_centroid_model():
+    """A nearest-class-mean classifier of scikit-learn's 8x8 digits, as a Linear layer.
+
+    score_k(x) = 2 mu_k . x - |mu_k|^2 = |x|^2 - |x - mu_k|^2, so the arg-max is the nearest
+    class mean. Fitting is closed-form (class means), so the fixture is fast and deterministic.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.reshape(len(bunch.images), -1) / 16.0
+    mu = np.stack([x[bunch.target == k].mean(axis=0) for k in range(10)])
+    linear = torch.nn.Linear(64, 10, dtype=torch.float64)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(2 * mu))
+        linear.bias.copy_(torch.from_numpy(-(mu ** 2).sum(axis=1)))
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear)
+    accuracy = (model(torch.from_numpy(x).view(-1, 1, 8, 8)).argmax(1).numpy() == bunch.target).mean()
+    assert accuracy > 0.85  # the model is a real (if simple) digit classifier
+    return model
+
+
+# -- drawing --------------------------------------------------------------------------------------
+def test_draw_stroke_covers_exactly_the_pixels_near_the_segment():
+    canvas = draw_stroke(new_canvas((40, 60)), [(10.0, 20.0), (50.0, 20.0)], width=6.0)
+    rows, cols = np.mgrid[0:40, 0:60]
+    px, py = cols + 0.5, rows + 0.5
+    # Distance from each pixel centre to the segment y=20, 10<=x<=50 (hand geometry).
+    dx = np.clip(px, 10.0, 50.0) - px
+    dist = np.hypot(dx, py - 20.0)
+    assert np.all(canvas[dist <= 2.5] == 1.0)  # well inside the radius-3 stroke: full ink
+    assert np.all(canvas[dist >= 3.5] == 0.0)  # beyond radius + half a pixel: nothing
+    edge = (dist > 2.5) & (dist < 3.5)
+    np.testing.assert_allclose(canvas[edge], 3.5 - dist[edge], atol=1e-6)  # anti-aliased rim
+
+
+def test_single_point_draws_a_round_dot_and_strokes_combine_by_maximum():
+    canvas = new_canvas(50)
+    draw_stroke(canvas, [(25.0, 25.0)], width=10.0)
+    ink = canvas > 0.5
+    assert abs(ink.sum() - np.pi * 5 ** 2) < 12  # area of a disc of radius 5
+    assert independent_com(canvas) == pytest.approx((24.5, 24.5), abs=1e-6)
+    before = canvas.copy()
+    draw_stroke(canvas, [(0.0, 0.0), (49.0, 0.0)], width=2.0)
+    assert canvas.max() == 1.0 and np.all(canvas >= before)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(points=[]), "non-empty sequence"),
+    (dict(points=[(1, 2, 3)]), r"\(x, y\) pairs"),
+    (dict(width=0), "width must be a positive number"),
+    (dict(canvas=np.zeros((4, 4), dtype=np.uint8)), "floating numpy array"),
+    (dict(canvas=np.zeros(4)), r"2-D array \(H, W\)"),
+])
+def test_draw_stroke_rejects_bad_input(bad, match):
+    kwargs = dict(canvas=new_canvas(8), points=[(1.0, 1.0)], width=2.0)
+    kwargs.update(bad)
+    with pytest.raises((ValueError, TypeError), match=match):
+        draw_stroke(**kwargs)
+
+
+# -- blur and resize ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("sigma", [0.7, 2.0, 5.0])
+def test_blur_matches_scipy_gaussian_filter(sigma):
+    img = vertical_stroke(size=120, x0=60, x1=64, top=20, bottom=100, width=9)
+    ours = blur(img, sigma)
+    oracle = ndimage.gaussian_filter(img.astype(np.float64), sigma, mode="constant", cval=0.0,
+                                     truncate=4.0)
+    np.testing.assert_allclose(ours, oracle, rtol=0, atol=1e-12)
+
+
+def test_blur_spreads_mass_but_keeps_the_total():
+    img = vertical_stroke()
+    out = blur(img, 4.0)
+    assert out.sum() == pytest.approx(img.sum(dtype=np.float64), rel=1e-9)  # far from the border
+    assert (out > 1e-3).sum() > 1.2 * (img > 1e-3).sum()    # more pixels carry ink
+    assert out.max() < img.max()                             # and the peak is lower
+    np.testing.assert_allclose(independent_com(out), independent_com(img), atol=1e-6)
+    assert blur(img, 0) is not img and np.array_equal(blur(img, 0), img)
+
+
+def test_blur_loses_only_what_crosses_the_border():
+    img = np.zeros((20, 20))
+    img[0, 10] = 1.0  # on the edge: the part of the kernel above row 0 is lost
+    out = blur(img, 1.0)
+    kernel = np.exp(-0.5 * np.arange(-4, 5) ** 2)
+    kernel /= kernel.sum()
+    assert out.sum() == pytest.approx(kernel[4:].sum(), rel=1e-12)
+
+
+def test_resize_averages_blocks_when_shrinking_and_interpolates_when_enlarging():
+    img = np.kron(np.arange(16, dtype=np.float64).reshape(4, 4), np.ones((5, 5)))
+    np.testing.assert_allclose(resize(img, (4, 4)), np.arange(16).reshape(4, 4), atol=1e-9)
+    assert resize(img, 10).shape == (10, 10)
+    np.testing.assert_allclose(resize(np.full((3, 3), 0.25), (9, 9)), np.full((9, 9), 0.25))
+    with pytest.raises(ValueError, match="size must be a positive int or an"):
+        resize(img, (0, 3))
+
+
+# -- preprocessing -------------------------------------------------------------------------------
+def test_vertical_stroke_is_preprocessed_like_an_mnist_one():
+    x = preprocess(vertical_stroke(), (28, 28))
+    assert x.shape == (28, 28) and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() == pytest.approx(1.0)
+    # Centred by centre of mass, like MNIST (within the half pixel of integer placement).
+    cy, cx = independent_com(x)
+    assert abs(cy - 13.5) <= 0.5 and abs(cx - 13.5) <= 0.5
+    # The longer side is scaled to the 20-pixel box: ink spans about 20 rows ...
+    rows = np.flatnonzero(x.max(axis=1) > 0.1)
+    assert 19 <= rows[-1] - rows[0] + 1 <= 21
+    # ... and is a thin upright bar: nearly all mass in the central columns.
+    assert x[:, 11:17].sum() / x.sum() > 0.95
+    assert (x.max(axis=0) > 0.1).sum() <= 5
+
+
+def test_preprocessing_ignores_where_and_how_big_the_digit_was_drawn():
+    reference = preprocess(vertical_stroke(), (28, 28))
+    moved = preprocess(vertical_stroke(x0=40, x1=46, top=20, bottom=220), (28, 28))
+    np.testing.assert_allclose(moved, reference, atol=1e-6)
+    smaller = preprocess(vertical_stroke(x0=200, x1=203, top=150, bottom=250, width=12.5), (28, 28))
+    assert np.abs(smaller - reference).max() < 0.15
+    np.testing.assert_allclose(independent_com(smaller), independent_com(reference), atol=0.6)
+
+
+def test_small_frames_are_filled_and_an_empty_canvas_gives_zeros():
+    x = preprocess(vertical_stroke(), (8, 8))
+    rows = np.flatnonzero(x.max(axis=1) > 0.1)
+    assert (rows[0], rows[-1]) == (0, 7)  # 8x8 digits use the whole height
+    assert dp.default_fill((8, 8)) == 1.0 and dp.default_fill(28) == pytest.approx(20 / 28)
+    assert not preprocess(new_canvas(50), (28, 28)).any()
+
+
+def test_vertical_stroke_looks_most_like_the_digit_one(digits_centroid_model):
+    for x0, x1, width in [(140, 145, 42), (120, 130, 30), (160, 150, 50)]:
+        canvas = draw_stroke(new_canvas(CANVAS), [(x0, 30), (x1, 250)], width)
+        pred = predict(digits_centroid_model, preprocess(canvas, (8, 8)))
+        assert pred.label == 1 and pred.name == "1"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(fill=0), r"fill must be a number in \(0, 1\]"),
+    (dict(fill=1.5), r"fill must be a number in \(0, 1\]"),
+    (dict(size=(28,)), "size must be a positive int"),
+    (dict(canvas=-np.ones((5, 5))), "non-negative"),
+    (dict(canvas=np.full((5, 5), np.nan)), "NaN"),
+    (dict(canvas=[[0.0]]), "numpy array"),
+])
+def test_preprocess_rejects_bad_input(kwargs, match):
+    args = dict(canvas=vertical_stroke(size=60, x0=30, x1=30, top=10, bottom=50, width=5), size=28)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        preprocess(**args)
+
+
+def test_center_of_mass_agrees_with_scipy():
+    rng = np.random.default_rng(0)
+    img = rng.random((13, 7))
+    assert center_of_mass(img) == pytest.approx(independent_com(img), abs=1e-12)
+    with pytest.raises(ValueError, match="empty"):
+        center_of_mass(np.zeros((3, 3)))
+
+
+# -- prediction ------------------------------------------------------------------------------------
+class FixedScores(torch.nn.Module):
+    """Scores that are a known linear function of the image sum (hand-checkable)."""
+
+    def __init__(self, slopes, offsets):
+        super().__init__()
+        self.slopes = torch.nn.Parameter(torch.tensor(slopes, dtype=torch.float64))
+        self.offsets = torch.nn.Parameter(torch.tensor(offsets, dtype=torch.float64))
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(x.sum(dim=(1, 2, 3))[:, None] * self.slopes + self.offsets)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_prediction_probabilities_are_the_softmax_of_the_scores(channels):
+    model = FixedScores([0.1, -0.2, 0.05], [1.0, 3.0, 0.0]).train()
+    image = np.full((4, 4), 0.5)
+    pred = predict(model, image, in_size=(channels, 4, 4), classes=["a", "b", "c"])
+    total = 0.5 * 16 * channels
+    z = total * np.array([0.1, -0.2, 0.05]) + np.array([1.0, 3.0, 0.0])
+    expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()  # eval mode: dropout is off
+    np.testing.assert_allclose(pred.probs, expected, rtol=1e-12)
+    assert pred.probs.sum() == pytest.approx(1.0, abs=1e-12)
+    assert pred.label == int(np.argmax(expected)) and pred.name == "abc"[pred.label]
+    assert model.training  # restored
+
+
+def test_prediction_uses_predict_proba_of_hw2_classifiers():
+    from hw2.classifier import ArgMaxClassifier
+
+    scores = FixedScores([1.0, 0.0], [0.0, 2.0])
+    clf = ArgMaxClassifier(scores)
+    pred = predict(clf, np.ones((2, 2)))
+    z = np.array([4.0, 2.0])
+    np.testing.assert_allclose(pred.probs, np.exp(z) / np.exp(z).sum(), rtol=1e-12)
+    assert isinstance(pred, Prediction) and pred.label == 0
+
+
+@pytest.mark.parametrize("model, kwargs, match", [
+    ("not a model", {}, "model must be a torch.nn.Module"),
+    (torch.nn.Flatten(0), {}, r"scores of shape \(1, K\)"),
+    (FixedScores([1.0, 2.0], [0.0, 0.0]), dict(classes=["x"]), "name all 2 model outputs"),
+    (FixedScores([1.0, 2.0], [0.0, 0.0]), dict(in_size=(1, 5, 5)), r"spatial size \(5, 5\)"),
+])
+def test_predict_rejects_bad_input(model, kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        predict(model, np.ones((4, 4)), **kwargs)
+
+
+# -- the widget ------------------------------------------------------------------------------------
+def send(pad, event, x, y):
+    pad.canvas._handle_frontend_event(None, {"event": event, "x": x, "y": y}, None)
+
+
+def test_pad_draws_from_mouse_events_and_predicts_on_release(digits_centroid_model):
+    pad = pad_for(digits_centroid_model, (1, 8, 8))
+    assert isinstance(pad, DrawingPad) and "in_size=(1, 8, 8)" in repr(pad)
+    send(pad, "mouse_move", 10, 10)  # pen up: ignored
+    assert not pad.image.any()
+    send(pad, "mouse_down", 140, 30)
+    for y in range(40, 251, 10):
+        send(pad, "mouse_move", 141 + y / 50, y)
+    send(pad, "mouse_up", 145, 250)
+    expected = draw_stroke(new_canvas(CANVAS), [(140, 30)] + [(141 + y / 50, y) for y in range(40, 251, 10)],
+                           pad.stroke_width)
+    np.testing.assert_array_equal(pad.image, expected)
+    assert pad.last_prediction.label == 1
+    assert "prediction: 1" in pad.result.value
+    assert pad.preview.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pad_buttons_reset_blur_and_predict(digits_centroid_model):
+    pad = pad_for(digits_centroid_model, (8, 8), classes=[f"digit {k}" for k in range(10)],
+                  predict_on_release=False)
+    send(pad, "mouse_down", 140, 40)
+    send(pad, "mouse_move", 142, 240)
+    send(pad, "mouse_out", 142, 240)
+    assert pad.last_prediction is None  # auto-predict is off
+    drawn = pad.image.copy()
+    pad.buttons["blur"].click()
+    np.testing.assert_allclose(pad.image, np.clip(blur(drawn, pad.blur_sigma), 0, 1), atol=1e-6)
+    pad.buttons["predict"].click()
+    want = predict(digits_centroid_model, preprocess(pad.image, (8, 8)))
+    np.testing.assert_allclose(pad.last_prediction.probs, want.probs)
+    assert pad.last_prediction.name == f"digit {want.label}"
+    pad.buttons["reset"].click()
+    assert not pad.image.any() and pad.last_prediction is None
+
+
+def test_pad_displays_as_its_widget(digits_centroid_model):
+    pad = pad_for(digits_centroid_model, (1, 8, 8))
+    bundle = pad._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pad.widget.model_id
+    with pytest.raises(ValueError, match=r"in_size must be \(C, H, W\)"):
+        pad_for(digits_centroid_model, (1, 2, 3, 4))
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        pad_for(None, (1, 8, 8))
