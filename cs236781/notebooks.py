@@ -1,0 +1,237 @@
+"""Run notebooks headlessly and inspect them for error cells.
+
+Notebooks run in a fresh kernel of the current interpreter (its directory is put first on the
+kernel's ``PATH``), from the notebook's own directory, with a per-cell timeout. Outputs are
+written back into the notebook file in place, atomically, also when a cell fails: the student
+then sees the traceback in the notebook.
+"""
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, List, NamedTuple, Optional, Sequence
+
+import nbformat
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+#: Default per-cell timeout in seconds.
+DEFAULT_CELL_TIMEOUT = 1800
+
+
+class CellError(NamedTuple):
+    """An error output found in a notebook.
+
+    cell_index: index of the cell among all cells of the notebook (0-based).
+    exec_count: the cell's execution count (``None`` when it has none).
+    ename: exception class name, e.g. ``'ZeroDivisionError'``.
+    evalue: exception message.
+    """
+
+    cell_index: int
+    exec_count: Optional[int]
+    ename: str
+    evalue: str
+
+    def describe(self) -> str:
+        """One line naming the cell and the exception."""
+        count = "" if self.exec_count is None else f" [{self.exec_count}]"
+        return f"cell {self.cell_index}{count}: {self.ename}: {self.evalue}".rstrip(": ")
+
+
+class NotebookRun(NamedTuple):
+    """The outcome of executing one notebook.
+
+    path: the notebook.
+    ok: True when every code cell finished without error (errors tolerated by
+        ``allow_errors`` still count as not ok, see ``errors``).
+    errors: error outputs present in the notebook after the run.
+    failure: why execution stopped early (timeout, dead kernel, first failing cell), else None.
+    seconds: wall-clock time of the run.
+    """
+
+    path: Path
+    ok: bool
+    errors: List[CellError]
+    failure: Optional[str]
+    seconds: float
+
+
+def kernel_env(extra: Optional[dict] = None) -> dict:
+    """The environment for a kernel: ours, with this interpreter's directory first on PATH.
+
+    :param extra: Variables to set on top, e.g. ``{'HW2_QUICK': '1'}``.
+    :return: A new dict.
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env.update(extra or {})
+    return env
+
+
+def find_errors(nb) -> List[CellError]:
+    """List the error outputs of a notebook.
+
+    :param nb: A notebook node (``nbformat`` v4) or a path to a notebook file.
+    :return: One :class:`CellError` per error output, in cell order.
+    """
+    if isinstance(nb, (str, Path)):
+        nb = read_notebook(nb)
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                found.append(CellError(index, cell.get("execution_count"),
+                                       str(out.get("ename", "")), str(out.get("evalue", ""))))
+    return found
+
+
+def unexecuted_cells(nb) -> List[int]:
+    """Indices of non-empty code cells that carry no execution count (never run)."""
+    if isinstance(nb, (str, Path)):
+        nb = read_notebook(nb)
+    return [i for i, cell in enumerate(nb.cells)
+            if cell.get("cell_type") == "code" and cell.get("source", "").strip()
+            and cell.get("execution_count") is None]
+
+
+def read_notebook(path) -> "nbformat.NotebookNode":
+    """Read a notebook, with a clear error for a missing or malformed file.
+
+    :raises FileNotFoundError: If ``path`` does not exist.
+    :raises ValueError: If the file is not a readable notebook.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook {str(path)!r} does not exist")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as err:  # nbformat raises several unrelated types for bad JSON/schema
+        raise ValueError(f"{path} is not a readable Jupyter notebook: {err}") from None
+
+
+def write_notebook(nb, path) -> None:
+    """Write a notebook atomically: to a temporary file beside it, then rename over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            nbformat.write(nb, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def execute_notebook(path, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT, allow_errors: bool = False,
+                     kernel_name: str = "python3", env: Optional[dict] = None,
+                     progress: Optional[Callable[[str], None]] = print) -> NotebookRun:
+    """Execute a notebook in place in a fresh kernel.
+
+    :param path: The ``.ipynb`` file. Its outputs are replaced by this run's.
+    :param timeout: Per-cell limit in seconds; ``None`` or 0 for no limit.
+    :param allow_errors: Keep going after a failing cell (the error output stays in the
+        notebook and is reported in ``errors``). A timeout or a dead kernel always stops the run.
+    :param kernel_name: Kernel spec to start.
+    :param env: Extra environment variables for the kernel.
+    :param progress: Called with one line per executed code cell; ``None`` for silence.
+    :return: A :class:`NotebookRun`.
+    :raises ValueError: If ``timeout`` is negative.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
+
+    path = Path(path)
+    timeout = _check_timeout(timeout)
+    nb = read_notebook(path)
+    say = progress or (lambda line: None)
+    n_code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
+    hooks = _ProgressHooks(say, n_code)
+    client = NotebookClient(
+        nb, timeout=timeout, allow_errors=allow_errors, kernel_name=kernel_name,
+        resources={"metadata": {"path": str(path.resolve().parent)}},
+        on_cell_execute=hooks.started, on_cell_executed=hooks.finished,
+    )
+    say(f"running {path.name} ({n_code} code cells, "
+        f"{'no' if timeout is None else f'{timeout:g} s'} per-cell limit)")
+    start = time.monotonic()
+    failure = None
+    try:
+        client.execute(env=kernel_env(env))
+    except CellExecutionError as err:
+        failure = f"cell {hooks.current} failed: {_describe_exception(err)}"
+    except CellControlSignal as err:  # CellTimeoutError derives from it
+        failure = f"cell {hooks.current} timed out after {timeout:g} s" if timeout else str(err)
+    except DeadKernelError as err:
+        failure = f"the kernel died while running cell {hooks.current}: {err}"
+    finally:
+        write_notebook(nb, path)
+    seconds = time.monotonic() - start
+    errors = find_errors(nb)
+    run = NotebookRun(path, failure is None and not errors, errors, failure, seconds)
+    say(f"{path.name}: {'ok' if run.ok else 'FAILED'} in {seconds:.1f} s"
+        + (f" ({failure})" if failure else "")
+        + ("".join(f"\n  error in {e.describe()}" for e in errors) if errors and not failure else ""))
+    return run
+
+
+def execute_notebooks(paths: Sequence, stop_on_failure: bool = False, **kwargs) -> List[NotebookRun]:
+    """Execute several notebooks in order with :func:`execute_notebook`.
+
+    :param paths: Notebook files; every one is checked to exist before any runs.
+    :param stop_on_failure: Return after the first notebook that is not ok.
+    :param kwargs: Passed to :func:`execute_notebook`.
+    :return: One :class:`NotebookRun` per executed notebook.
+    """
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"notebook(s) not found: {', '.join(missing)}")
+    runs = []
+    for path in paths:
+        runs.append(execute_notebook(path, **kwargs))
+        if stop_on_failure and not runs[-1].ok:
+            break
+    return runs
+
+
+class _ProgressHooks:
+    """nbclient cell hooks that report ``[k/n] cell i ... (t s)`` lines."""
+
+    def __init__(self, say: Callable[[str], None], total: int):
+        self.say, self.total = say, total
+        self.done, self.current, self._t0 = 0, None, 0.0
+
+    def __repr__(self) -> str:
+        return f"_ProgressHooks(done={self.done}, total={self.total})"
+
+    def started(self, cell, cell_index: int) -> None:
+        self.current, self._t0 = cell_index, time.monotonic()
+
+    def finished(self, cell, cell_index: int, execute_reply) -> None:
+        self.done += 1
+        status = (execute_reply or {}).get("content", {}).get("status", "ok")
+        self.say(f"  [{self.done}/{self.total}] cell {cell_index} {status} "
+                 f"({time.monotonic() - self._t0:.1f} s)")
+
+
+def _check_timeout(timeout) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds (0 = none), got {timeout!r}")
+    return None if timeout == 0 else float(timeout)
+
+
+def _describe_exception(err) -> str:
+    """``'Name: message'`` of the exception raised inside the kernel (no traceback, no colours)."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}" if evalue else str(ename)
+    lines = [_ANSI.sub("", ln).strip() for ln in str(err).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(err).__name__
