@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="the .ipynb files")
     _add_timeout(run)
     run.add_argument("--allow-errors", action="store_true",
-                     help="keep running after a failing cell and exit 0")
+                     help="keep running after a failing cell and exit 0 (a timeout still fails)")
     run.add_argument("--kernel", default="python3", help="kernel spec name (default: python3)")
     run.set_defaults(func=_cmd_run_nb)
 

@@ -334,7 +334,7 @@ class DrawingPad:
         draw_stroke(self.image, [start, self._pen], self.stroke_width)
         self.canvas.stroke_line(start[0], start[1], x, y)
 
-    def pen_up(self, x: float = None, y: float = None) -> None:
+    def pen_up(self, x: Optional[float] = None, y: Optional[float] = None) -> None:
         """End the stroke (and predict when ``predict on release`` is ticked)."""
         if self._pen is None:
             return
