@@ -1,0 +1,55 @@
+"""Layer-by-layer model summaries (layer, output shape, parameter count) via torchinfo."""
+from typing import Iterable, Sequence, Union
+
+import torch
+import torch.nn as nn
+from torchinfo import ModelStatistics, summary
+
+__all__ = ["summarize"]
+
+DEFAULT_COLUMNS = ("output_size", "num_params")
+
+
+def summarize(
+    model: nn.Module,
+    input_size: Sequence[int],
+    device: Union[str, torch.device] = "cpu",
+    batch_size: int = 1,
+    col_names: Iterable[str] = DEFAULT_COLUMNS,
+    depth: int = 3,
+) -> ModelStatistics:
+    """Summarise ``model`` by running one dummy batch through it.
+
+    ``print(summarize(...))`` shows a table of every layer with its output shape and number of
+    parameters, followed by the totals; the returned object also exposes them as attributes
+    (``total_params``, ``trainable_params``, ``summary_list``).
+
+    :param model: The network to summarise. It is not moved: pass the ``device`` it lives on.
+    :param input_size: Shape of ONE sample, without the batch dimension, e.g. ``(1, 28, 28)``
+        for an MNIST image or ``(784,)`` for a flattened one.
+    :param device: Device of the model and of the dummy batch.
+    :param batch_size: Batch size of the dummy batch (the first entry of every output shape).
+    :param col_names: torchinfo columns to show.
+    :param depth: How many levels of nested modules to list.
+    :return: torchinfo's ``ModelStatistics`` for the model.
+    :raises TypeError: If ``model`` is not an ``nn.Module``.
+    :raises ValueError: If ``input_size`` is not a non-empty sequence of positive integers.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    input_size = tuple(input_size)
+    if not input_size or not all(isinstance(d, int) and d > 0 for d in input_size):
+        raise ValueError(
+            f"input_size must be the shape of one sample (positive ints, no batch dimension), "
+            f"got {input_size}"
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return summary(
+        model,
+        input_size=(batch_size, *input_size),
+        device=device,
+        col_names=tuple(col_names),
+        depth=depth,
+        verbose=0,
+    )

@@ -1,0 +1,68 @@
+"""Tests for cs236781.model_summary.summarize (torchinfo under the hood)."""
+import pytest
+import torch
+import torch.nn as nn
+
+from cs236781.model_summary import summarize
+from hw2.cnn import CNN
+from hw2.mlp import MLP
+
+
+def lenet5():
+    return CNN((1, 28, 28), 10, channels=[6, 16], pool_every=1, hidden_dims=[120, 84],
+               conv_params=dict(kernel_size=3, stride=1, padding=1),
+               pooling_params=dict(kernel_size=2))
+
+
+def test_fc_net_totals():
+    fc = MLP(784, [512, 256, 128, 10], ["relu"] * 3 + ["none"])
+    stats = summarize(fc, (784,))
+    assert stats.total_params == 567_434
+    assert stats.trainable_params == 567_434
+    linear_rows = [row for row in stats.summary_list if row.class_name == "Linear"]
+    assert [row.output_size for row in linear_rows] == [[1, 512], [1, 256], [1, 128], [1, 10]]
+    assert [row.num_params for row in linear_rows] == [401_920, 131_328, 32_896, 1_290]
+
+
+def test_lenet_rows_and_text():
+    stats = summarize(lenet5(), (1, 28, 28), batch_size=4)
+    assert stats.total_params == 106_154
+    convs = [row for row in stats.summary_list if row.class_name == "Conv2d"]
+    assert [row.output_size for row in convs] == [[4, 6, 28, 28], [4, 16, 14, 14]]
+    assert [row.num_params for row in convs] == [60, 880]
+    text = str(stats)
+    assert "Total params: 106,154" in text and "Conv2d" in text
+
+
+def test_three_conv_net_totals():
+    net = CNN((1, 28, 28), 10, channels=[16, 32, 64], pool_every=1, hidden_dims=[128],
+              conv_params=dict(kernel_size=3, stride=1, padding=1),
+              pooling_params=dict(kernel_size=2))
+    assert summarize(net, (1, 28, 28)).total_params == 98_442
+
+
+def test_counts_agree_with_parameters_and_non_trainable():
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    net[0].weight.requires_grad_(False)
+    stats = summarize(net, (3,), batch_size=2)
+    assert stats.total_params == sum(p.numel() for p in net.parameters()) == 34
+    assert stats.trainable_params == 34 - 12
+
+
+def test_model_stays_where_it_is_and_keeps_its_mode():
+    net = lenet5()
+    net.train()
+    summarize(net, (1, 28, 28))
+    assert next(net.parameters()).device == torch.device("cpu")
+    assert net.training
+
+
+@pytest.mark.parametrize("bad", [(), (0, 28), (1, 28.0)])
+def test_bad_input_size(bad):
+    with pytest.raises(ValueError, match="input_size"):
+        summarize(lenet5(), bad)
+
+
+def test_bad_model_type():
+    with pytest.raises(TypeError, match="nn.Module"):
+        summarize("lenet", (1, 28, 28))
