@@ -11,6 +11,8 @@ Tensors are ordinary ``torch.Tensor`` objects; autograd is not used by these lay
 only as the oracle in :mod:`hw2.grad_compare` and in the tests).
 """
 import abc
+import math
+from numbers import Integral, Real
 from typing import Iterator, List, Sequence, Tuple, Union
 
 import torch
@@ -233,16 +235,17 @@ class Linear(Layer):
         :param out_features: D_out, the number of output features.
         :param wstd: Standard deviation of the normal distribution the weights are drawn from.
         :param dtype: Floating-point dtype of the parameters; None means torch's default dtype.
-        :raises ValueError: On non-positive feature counts or a negative ``wstd``.
+        :raises ValueError: On non-positive feature counts or a negative or non-finite ``wstd``.
         """
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(wstd, bool) or not isinstance(wstd, (int, float)) or wstd < 0:
-            raise ValueError(f"wstd must be a non-negative number, got {wstd!r}")
-        self.in_features = in_features
-        self.out_features = out_features
+        if (isinstance(wstd, bool) or not isinstance(wstd, Real) or not math.isfinite(wstd)
+                or wstd < 0):
+            raise ValueError(f"wstd must be a non-negative number and finite, got {wstd!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
         self.wstd = float(wstd)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -311,13 +314,17 @@ class CrossEntropyLoss(Layer):
         :param x: (N, C) raw class scores.
         :param y: (N,) integer labels in [0, C).
         :return: The mean loss, a scalar tensor.
-        :raises ValueError: On wrongly shaped scores/labels or labels out of range.
+        :raises ValueError: On wrongly shaped scores/labels, an empty batch or labels out of
+            range.
         :raises TypeError: If ``y`` is not an integer tensor.
         """
         _check_tensor("x", x)
         if x.dim() != 2:
             raise ValueError(f"CrossEntropyLoss: expected scores x of shape (N, C), got {_shape(x)}")
         n, c = x.shape
+        if n == 0 or c == 0:
+            raise ValueError(f"CrossEntropyLoss: expected a non-empty batch of scores (N >= 1, "
+                             f"C >= 1), got shape {_shape(x)}")
         self._check_labels(y, n, c)
         y = y.long()
         shifted = x - x.max(dim=1, keepdim=True).values  # largest entry of each row is 0
@@ -338,7 +345,7 @@ class CrossEntropyLoss(Layer):
             )
         if _shape(y) != (n,):
             raise ValueError(f"CrossEntropyLoss: expected labels y of shape ({n},), got {_shape(y)}")
-        if n and (y.min() < 0 or y.max() >= c):
+        if y.min() < 0 or y.max() >= c:
             raise ValueError(
                 f"CrossEntropyLoss: expected labels in [0, {c - 1}], got values in "
                 f"[{int(y.min())}, {int(y.max())}]"
@@ -373,7 +380,8 @@ class BCEWithLogitsLoss(Layer):
         :param x: (N,) or (N, 1) logits.
         :param y: N targets, shaped (N,) or (N, 1), each 0 or 1 (any value in [0, 1] works).
         :return: The mean loss, a scalar tensor.
-        :raises ValueError: On wrongly shaped logits/targets or targets outside [0, 1].
+        :raises ValueError: On wrongly shaped logits/targets, an empty batch or targets outside
+            [0, 1] (NaN included).
         """
         _check_tensor("x", x)
         if not (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)):
@@ -381,6 +389,9 @@ class BCEWithLogitsLoss(Layer):
                 f"BCEWithLogitsLoss: expected logits x of shape (N,) or (N, 1), got {_shape(x)}"
             )
         n = x.shape[0]
+        if n == 0:
+            raise ValueError(f"BCEWithLogitsLoss: expected a non-empty batch of logits (N >= 1), "
+                             f"got shape {_shape(x)}")
         if not isinstance(y, Tensor):
             raise TypeError(f"BCEWithLogitsLoss: targets y must be a torch.Tensor, got {type(y).__name__}")
         if _shape(y) not in ((n,), (n, 1)):
@@ -388,7 +399,9 @@ class BCEWithLogitsLoss(Layer):
                 f"BCEWithLogitsLoss: expected targets y of shape ({n},) or ({n}, 1), got {_shape(y)}"
             )
         y = y.reshape(x.shape).to(x.dtype)
-        if n and (y.min() < 0 or y.max() > 1):
+        if bool(torch.isnan(y).any()):
+            raise ValueError("BCEWithLogitsLoss: expected targets in [0, 1], got NaN values")
+        if y.min() < 0 or y.max() > 1:
             raise ValueError(
                 f"BCEWithLogitsLoss: expected targets in [0, 1], got values in "
                 f"[{float(y.min())}, {float(y.max())}]"
@@ -543,6 +556,7 @@ class MLP(Layer):
             [0, 1); 0 adds no dropout layers.
         :param kw: Passed to every :class:`Linear` (e.g. ``wstd``, ``dtype``).
         :raises ValueError: On an unknown activation or invalid sizes/probability.
+        :raises TypeError: If ``hidden_features`` is not a sequence.
         """
         super().__init__()
         if activation not in self.ACTIVATIONS:
@@ -550,6 +564,9 @@ class MLP(Layer):
                 f"activation must be one of {sorted(self.ACTIVATIONS)}, got {activation!r}"
             )
         dropout = _check_probability("dropout", dropout)
+        if isinstance(hidden_features, (str, bytes)) or not hasattr(hidden_features, "__iter__"):
+            raise TypeError(f"hidden_features must be a sequence of ints (e.g. [100, 50] or ()), "
+                            f"got {type(hidden_features).__name__} ({hidden_features!r})")
         hidden_features = list(hidden_features)
         layers = []
         widths = [in_features] + hidden_features
