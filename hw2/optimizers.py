@@ -230,7 +230,8 @@ class Optimizer(abc.ABC):
         :param params: A sequence of model parameters to optimize. Can be a
             list of (param, grad) tuples as returned by the Layers, or a list of
             pytorch tensors in which case the grad will be taken from them.
-        :raises TypeError: An entry is neither a tensor nor a ``(tensor, tensor)`` pair.
+        :raises TypeError: An entry is neither a tensor nor a ``(tensor, tensor)`` pair, or a
+            parameter is not floating-point.
         :raises ValueError: The list is empty, or a pair's shapes/devices/dtypes differ.
         """
         if isinstance(params, Tensor):
@@ -253,6 +254,7 @@ class Optimizer(abc.ABC):
     @staticmethod
     def _check_entry(index: int, entry) -> Tuple[Tensor, object]:
         if isinstance(entry, Tensor):
+            Optimizer._check_floating(index, entry)
             return entry, None
         if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
             raise TypeError(f"params[{index}] must be a Tensor or a (param, grad) pair, "
@@ -261,6 +263,7 @@ class Optimizer(abc.ABC):
         if not isinstance(param, Tensor) or not isinstance(grad, Tensor):
             raise TypeError(f"params[{index}] must be a pair of Tensors, got "
                             f"({type(param).__name__}, {type(grad).__name__})")
+        Optimizer._check_floating(index, param)
         for what in ("shape", "dtype", "device"):
             if getattr(param, what) != getattr(grad, what):
                 expected, got = getattr(param, what), getattr(grad, what)
@@ -269,6 +272,13 @@ class Optimizer(abc.ABC):
                 raise ValueError(f"params[{index}]: grad {what} must match the param's "
                                  f"{what} {expected}, got {got}")
         return param, grad
+
+    @staticmethod
+    def _check_floating(index: int, param: Tensor) -> None:
+        """Raise a TypeError unless ``param`` is floating-point (an update rule needs that)."""
+        if not param.is_floating_point():
+            raise TypeError(f"params[{index}] must be a floating-point tensor, got dtype "
+                            f"{param.dtype}")
 
     @property
     def params(self) -> List[Tuple[Tensor, Tensor]]:
