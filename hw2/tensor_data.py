@@ -55,6 +55,10 @@ class TensorLoader:
     :param augment: Random crop (padding ``crop_padding``) and horizontal flip, per sample.
     :param mean, std: Per-channel normalisation applied after scaling to [0, 1] (optional).
     :param channels_last: Return batches in ``torch.channels_last`` memory format.
+    :raises TypeError: If ``images`` or ``targets`` is not a tensor.
+    :raises ValueError: On mismatched shapes, non-integer labels, a non-positive batch size, a
+        negative crop padding, or a ``mean``/``std`` of the wrong length, not finite, or (std)
+        not positive.
     Each iteration yields ``(x: float32 (B, C, H, W), y: int64 (B,))`` on ``device``.
     """
 
@@ -63,11 +67,19 @@ class TensorLoader:
                  crop_padding: int = 4, mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None, drop_last: bool = False,
                  channels_last: bool = False):
+        for name, value in (("images", images), ("targets", targets)):
+            if not isinstance(value, Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
         if images.dim() != 4 or targets.dim() != 1 or len(images) != len(targets):
             raise ValueError(f"expected images (N, C, H, W) and targets (N,) of equal length, got "
                              f"{tuple(images.shape)} and {tuple(targets.shape)}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if targets.is_floating_point() and not bool((targets == targets.round()).all()):
+            raise ValueError(f"targets must be integer class labels, got non-integer values of "
+                             f"dtype {targets.dtype}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(crop_padding, bool) or not isinstance(crop_padding, int) or crop_padding < 0:
+            raise ValueError(f"crop_padding must be a non-negative integer, got {crop_padding!r}")
         self.device = torch.device(device) if device is not None else images.device
         self.images = images.to(self.device)
         self.targets = targets.to(self.device, dtype=torch.long)
@@ -87,6 +99,10 @@ class TensorLoader:
         stat = torch.as_tensor(values, dtype=torch.float32, device=self.device).flatten()
         if stat.numel() not in (1, channels):
             raise ValueError(f"{name} must have 1 or {channels} values, got {stat.numel()}")
+        if not bool(torch.isfinite(stat).all()):
+            raise ValueError(f"{name} must be finite, got {stat.tolist()}")
+        if name == "std" and not bool((stat > 0).all()):
+            raise ValueError(f"std must be positive (it divides the images), got {stat.tolist()}")
         return stat.view(1, -1, 1, 1)
 
     def __len__(self) -> int:
