@@ -1,0 +1,313 @@
+"""The bad-input catalogue: common mistakes and the exact complaint each one gets.
+
+Every row of :data:`CASES` is one distinct mistake a user can make with the public API: the
+call, the documented exception type, and a regular expression that the *message* must match.
+The patterns name the argument, what was expected and what was received, so a test fails when
+a message loses any of the three. Each error must also be raised by the package's own
+validation code (``hw2/`` or ``cs236781/``), never from deep inside torch or numpy.
+
+:data:`CLI_CASES` does the same for ``python -m hw2.experiments``: exit status 2, the message
+on stderr, no traceback and no result file.
+"""
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from hw2 import cnn, layers, optimizers
+from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_boundary_2d, \
+    select_roc_thresh
+from hw2.datasets import dataset_info, load_dataset
+from hw2.grad_compare import compare_layer_to_torch
+from hw2.mlp import MLP
+from hw2.tensor_data import TensorLoader
+from hw2.training import ClassifierTrainer, LayerTrainer
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIRS = (str(ROOT / "hw2"), str(ROOT / "cs236781"))
+NAN, INF = float("nan"), float("inf")
+
+
+# ----------------------------------------------------------------------------------------------
+# Small builders used by the cases
+# ----------------------------------------------------------------------------------------------
+
+def _backward_with(layer, x, dout, **kw):
+    """Run ``layer`` forward on ``x`` then backward with a (wrong) ``dout``."""
+    layer(x, **kw)
+    return layer.backward(dout)
+
+
+def _image_batch(n=4, c=1, h=4, w=4):
+    return torch.zeros(n, c, h, w), torch.zeros(n, dtype=torch.long)
+
+
+def _layer_trainer(model=None):
+    model = model or layers.Linear(4, 2)
+    return LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.VanillaSGD(model.params()))
+
+
+def _nan_linear():
+    fc = layers.Linear(4, 2)
+    fc.w.fill_(NAN)
+    return fc
+
+
+def _tiny_cnn(**kw):
+    return cnn.CNN(in_size=(3, 8, 8), out_classes=10, channels=[4], pool_every=1,
+                   hidden_dims=[8], **kw)
+
+
+def _flat_batches(n=2):
+    return [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * n
+
+
+def _param():
+    return torch.zeros(3, requires_grad=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The catalogue: (id, callable, exception type, message pattern)
+# ----------------------------------------------------------------------------------------------
+
+CASES = [
+    # --- from-scratch layers: shapes, dtypes, sizes ------------------------------------------
+    ("linear-wrong-feature-count", lambda: layers.Linear(4, 3)(torch.randn(2, 5)),
+     ValueError, r"Linear\(4, 3\): expected input of shape \(N, 4\), got \(2, 5\)"),
+    ("linear-wrong-float-dtype", lambda: layers.Linear(4, 3)(torch.randn(2, 4, dtype=torch.float64)),
+     TypeError, r"expected input of dtype torch\.float32, got torch\.float64"),
+    ("linear-integer-input", lambda: layers.Linear(4, 3)(torch.ones(2, 4, dtype=torch.long)),
+     TypeError, r"x must be a floating-point tensor, got dtype torch\.int64"),
+    ("linear-zero-in-features", lambda: layers.Linear(0, 3),
+     ValueError, r"in_features must be a positive int, got 0"),
+    ("linear-negative-out-features", lambda: layers.Linear(3, -2),
+     ValueError, r"out_features must be a positive int, got -2"),
+    ("linear-nan-wstd", lambda: layers.Linear(3, 2, wstd=NAN),
+     ValueError, r"wstd must be a non-negative number and finite, got nan"),
+    ("linear-integer-param-dtype", lambda: layers.Linear(3, 2, dtype=torch.int32),
+     TypeError, r"dtype must be a floating-point torch\.dtype, got torch\.int32"),
+    ("linear-dout-wrong-shape",
+     lambda: _backward_with(layers.Linear(3, 2), torch.randn(5, 3), torch.ones(5, 3)),
+     ValueError, r"Linear\(3, 2\)\.backward: expected dout of shape \(5, 2\).*got \(5, 3\)"),
+    ("linear-backward-before-forward", lambda: layers.Linear(3, 2).backward(torch.ones(1, 2)),
+     RuntimeError, r"Linear\(3, 2\): backward\(\) called before forward\(\)"),
+    ("leaky-relu-alpha-out-of-range", lambda: layers.LeakyReLU(alpha=1.5),
+     ValueError, r"alpha must be a number in \[0, 1\), got 1\.5"),
+    ("relu-given-a-list", lambda: layers.ReLU()([1.0, -1.0]),
+     TypeError, r"x must be a torch\.Tensor, got list"),
+    ("sigmoid-dout-transposed",
+     lambda: _backward_with(layers.Sigmoid(), torch.randn(2, 3), torch.ones(3, 2)),
+     ValueError, r"Sigmoid\.backward: expected dout of shape \(2, 3\).*got \(3, 2\)"),
+    ("tanh-boolean-input", lambda: layers.TanH()(torch.tensor([True, False])),
+     TypeError, r"x must be a floating-point tensor, got dtype torch\.bool"),
+    ("dropout-p-one", lambda: layers.Dropout(p=1.0),
+     ValueError, r"p must be a number in \[0, 1\), got 1\.0"),
+    ("sequential-given-a-torch-module", lambda: layers.Sequential(layers.ReLU(), nn.ReLU()),
+     TypeError, r"Sequential: argument 1 must be a Layer, got ReLU"),
+    ("layer-mlp-unknown-activation", lambda: layers.MLP(4, 3, [5], activation="tanh"),
+     ValueError, r"activation must be one of \['relu', 'sigmoid'\], got 'tanh'"),
+    ("layer-mlp-hidden-features-not-a-sequence", lambda: layers.MLP(4, 3, 5),
+     TypeError, r"hidden_features must be a sequence of ints .*got int \(5\)"),
+    ("layer-mlp-zero-width-hidden-layer", lambda: layers.MLP(4, 3, [8, 0]),
+     ValueError, r"out_features must be a positive int, got 0"),
+    ("compare-layer-given-a-torch-module",
+     lambda: compare_layer_to_torch(nn.ReLU(), torch.randn(2, 3)),
+     TypeError, r"layer must be a hw2\.layers\.Layer, got ReLU"),
+
+    # --- losses: labels, empty batches, non-finite targets -----------------------------------
+    ("cross-entropy-label-too-large",
+     lambda: layers.CrossEntropyLoss()(torch.randn(4, 3), torch.tensor([0, 1, 3, 2])),
+     ValueError, r"expected labels in \[0, 2\], got values in \[0, 3\]"),
+    ("cross-entropy-negative-label",
+     lambda: layers.CrossEntropyLoss()(torch.randn(4, 3), torch.tensor([0, -1, 2, 2])),
+     ValueError, r"expected labels in \[0, 2\], got values in \[-1, 2\]"),
+    ("cross-entropy-label-count",
+     lambda: layers.CrossEntropyLoss()(torch.randn(4, 3), torch.tensor([0, 1, 2])),
+     ValueError, r"expected labels y of shape \(4,\), got \(3,\)"),
+    ("cross-entropy-float-labels",
+     lambda: layers.CrossEntropyLoss()(torch.randn(2, 3), torch.tensor([0.0, 1.0])),
+     ValueError, r"expected integer labels y .*got dtype torch\.float32"),
+    ("cross-entropy-1d-scores",
+     lambda: layers.CrossEntropyLoss()(torch.randn(4), torch.tensor([0, 1, 2, 1])),
+     ValueError, r"expected scores x of shape \(N, C\), got \(4,\)"),
+    ("cross-entropy-empty-batch",
+     lambda: layers.CrossEntropyLoss()(torch.randn(0, 3), torch.zeros(0, dtype=torch.long)),
+     ValueError, r"expected a non-empty batch of scores \(N >= 1, C >= 1\), got shape \(0, 3\)"),
+    ("cross-entropy-backward-non-scalar-dout",
+     lambda: _backward_with(layers.CrossEntropyLoss(), torch.randn(2, 3), torch.ones(2),
+                            y=torch.tensor([0, 1])),
+     ValueError, r"backward expects a scalar dout, got a tensor of shape \(2,\)"),
+    ("bce-logits-two-columns",
+     lambda: layers.BCEWithLogitsLoss()(torch.randn(4, 2), torch.ones(4)),
+     ValueError, r"expected logits x of shape \(N,\) or \(N, 1\), got \(4, 2\)"),
+    ("bce-target-out-of-range",
+     lambda: layers.BCEWithLogitsLoss()(torch.randn(3), torch.tensor([0.0, 1.0, 2.0])),
+     ValueError, r"expected targets in \[0, 1\], got values in \[0\.0, 2\.0\]"),
+    ("bce-nan-target",
+     lambda: layers.BCEWithLogitsLoss()(torch.randn(2), torch.tensor([NAN, 1.0])),
+     ValueError, r"expected targets in \[0, 1\], got NaN values"),
+    ("bce-empty-batch",
+     lambda: layers.BCEWithLogitsLoss()(torch.randn(0), torch.ones(0)),
+     ValueError, r"expected a non-empty batch of logits \(N >= 1\), got shape \(0,\)"),
+
+    # --- optimizers: hyperparameters and parameter lists -------------------------------------
+    ("sgd-negative-learn-rate", lambda: optimizers.VanillaSGD([_param()], learn_rate=-0.1),
+     ValueError, r"learn_rate must be in \[0, inf\), got -0\.1"),
+    ("sgd-infinite-learn-rate", lambda: optimizers.VanillaSGD([_param()], learn_rate=INF),
+     ValueError, r"learn_rate must be in \[0, inf\), got inf"),
+    ("sgd-nan-reg", lambda: optimizers.VanillaSGD([_param()], reg=NAN),
+     ValueError, r"reg must be a number, got nan"),
+    ("sgd-learn-rate-as-string", lambda: optimizers.VanillaSGD([_param()], learn_rate="0.1"),
+     TypeError, r"learn_rate must be a real number, got str \('0\.1'\)"),
+    ("optimizer-empty-params", lambda: optimizers.Adam([]),
+     ValueError, r"params must contain at least one parameter, got an empty sequence"),
+    ("optimizer-single-tensor", lambda: optimizers.Adam(_param()),
+     TypeError, r"params must be a sequence .*got a single Tensor"),
+    ("optimizer-pair-shapes-differ",
+     lambda: optimizers.VanillaSGD([(torch.zeros(2), torch.zeros(3))]),
+     ValueError, r"params\[0\]: grad shape must match the param's shape \(2,\), got \(3,\)"),
+    ("optimizer-integer-param", lambda: optimizers.Adam([torch.zeros(2, dtype=torch.long)]),
+     TypeError, r"params\[0\] must be a floating-point tensor, got dtype torch\.int64"),
+    ("momentum-of-one", lambda: optimizers.MomentumSGD([_param()], momentum=1.0),
+     ValueError, r"momentum must be in \[0, 1\), got 1\.0"),
+    ("nesterov-not-a-bool", lambda: optimizers.MomentumSGD([_param()], nesterov="yes"),
+     TypeError, r"nesterov must be a bool, got str \('yes'\)"),
+    ("rmsprop-zero-decay", lambda: optimizers.RMSProp([_param()], decay=0),
+     ValueError, r"decay must be in \(0, 1\), got 0\.0"),
+    ("rmsprop-zero-eps", lambda: optimizers.RMSProp([_param()], eps=0),
+     ValueError, r"eps must be in \(0, inf\), got 0\.0"),
+    ("adam-beta1-of-one", lambda: optimizers.Adam([_param()], beta1=1.0),
+     ValueError, r"beta1 must be in \[0, 1\), got 1\.0"),
+    ("adam-negative-beta2", lambda: optimizers.Adam([_param()], beta2=-0.1),
+     ValueError, r"beta2 must be in \[0, 1\), got -0\.1"),
+    ("optimizer-state-of-another-shape",
+     lambda: optimizers.Adam([torch.zeros(2)]).load_state_dict(
+         {"state": {0: {"exp_avg": torch.zeros(3)}}}),
+     ValueError, r"state 'exp_avg' of params\[0\] has shape \(3,\), the param has \(2,\)"),
+
+    # --- torch MLP, CNNs, classifiers ----------------------------------------------------------
+    ("mlp-unknown-nonlinearity", lambda: MLP(4, [3], ["gelu"]),
+     ValueError, r"unknown nonlinearity 'gelu'; expected one of \[.*'relu'.*\]"),
+    ("mlp-dims-and-nonlins-differ", lambda: MLP(4, [3, 2], ["relu"]),
+     ValueError, r"dims and nonlins must have the same length, got 2 dims \[3, 2\] and 1 nonlins"),
+    ("mlp-zero-width", lambda: MLP(4, [0], ["relu"]),
+     ValueError, r"dims\[0\] must be a positive integer, got 0"),
+    ("mlp-input-wrong-width", lambda: MLP(4, [3], ["relu"])(torch.randn(2, 5)),
+     ValueError, r"MLP expects input of shape \(N, 4\), got \(2, 5\)"),
+    ("cnn-pool-every-zero", lambda: cnn.CNN((3, 8, 8), 10, [4], pool_every=0, hidden_dims=[8]),
+     ValueError, r"pool_every must be a positive integer, got 0"),
+    ("cnn-unknown-activation", lambda: _tiny_cnn(activation_type="gelu"),
+     ValueError, r"unknown activation_type 'gelu'; expected one of \['lrelu', 'relu', 'tanh'\]"),
+    ("cnn-unknown-pooling", lambda: _tiny_cnn(pooling_type="min"),
+     ValueError, r"unknown pooling_type 'min'; expected one of \['avg', 'max'\]"),
+    ("cnn-activation-params-not-accepted", lambda: _tiny_cnn(activation_params=dict(slope=1)),
+     ValueError, r"invalid activation_params \{'slope': 1\} for ReLU"),
+    ("cnn-feature-maps-shrink-to-nothing",
+     lambda: cnn.CNN((3, 8, 8), 10, [4] * 5, pool_every=1, hidden_dims=[8]),
+     ValueError, r"shrinks the feature maps to nothing.*cannot process an input of shape \(4, 1, 1\)"),
+    ("cnn-in-size-without-channels", lambda: cnn.CNN((8, 8), 10, [4], pool_every=1, hidden_dims=[8]),
+     ValueError, r"in_size must be \(channels, height, width\), got \(8, 8\)"),
+    ("cnn-negative-channel-count",
+     lambda: cnn.CNN((3, 8, 8), 10, [4, -1], pool_every=1, hidden_dims=[8]),
+     ValueError, r"channels\[1\] must be a positive integer, got -1"),
+    ("cnn-input-wrong-channels", lambda: _tiny_cnn()(torch.randn(2, 1, 8, 8)),
+     ValueError, r"CNN expects input of shape \(N, 3, 8, 8\), got \(2, 1, 8, 8\)"),
+    ("residual-block-even-kernel", lambda: cnn.ResidualBlock(3, [4], [2]),
+     ValueError, r"kernel_sizes\[0\] must be odd .*got 2"),
+    ("resnet-impossible-bottleneck",
+     lambda: cnn.ResNet((3, 8, 8), 10, [4, 8], pool_every=2, hidden_dims=[8], bottleneck=True),
+     ValueError, r"bottleneck=True but no group of pool_every=2 convolutions can be a bottleneck"),
+    ("binary-classifier-positive-class-two",
+     lambda: BinaryClassifier(nn.Linear(2, 2), positive_class=2),
+     ValueError, r"positive_class must be 0 or 1, got 2"),
+    ("binary-classifier-nan-threshold",
+     lambda: BinaryClassifier(nn.Linear(2, 2), threshold=NAN),
+     ValueError, r"threshold must be a real number, got nan"),
+    ("classify-scores-1d", lambda: ArgMaxClassifier(nn.Linear(2, 2)).classify_scores(torch.randn(3)),
+     ValueError, r"z must be 2-D scores of shape \(N, C\), got shape \(3,\)"),
+    ("roc-threshold-with-one-class",
+     lambda: select_roc_thresh(BinaryClassifier(nn.Linear(2, 2)), torch.randn(4, 2),
+                               torch.ones(4, dtype=torch.long)),
+     ValueError, r"y must contain both binary labels 0 and 1, got labels \[1\]"),
+    ("decision-boundary-zero-step",
+     lambda: plot_decision_boundary_2d(ArgMaxClassifier(nn.Linear(2, 2)), torch.randn(4, 2),
+                                       torch.tensor([0, 1, 0, 1]), dx=0),
+     ValueError, r"dx must be a positive finite number, got 0"),
+
+    # --- trainers ------------------------------------------------------------------------------
+    ("fit-negative-epochs", lambda: _layer_trainer().fit([], [], num_epochs=-1),
+     ValueError, r"num_epochs must be >= 0, got -1"),
+    ("fit-early-stopping-zero",
+     lambda: _layer_trainer().fit([], [], num_epochs=1, early_stopping=0),
+     ValueError, r"early_stopping must be >= 1, got 0"),
+    ("fit-max-batches-zero", lambda: _layer_trainer().fit([], [], num_epochs=1, max_batches=0),
+     ValueError, r"max_batches must be >= 1, got 0"),
+    ("fit-unknown-keyword", lambda: _layer_trainer().fit([], [], num_epochs=1, batch_limit=3),
+     TypeError, r"fit: unexpected keyword argument\(s\) batch_limit; supported: verbose, max_batches"),
+    ("fit-empty-loader",
+     lambda: _layer_trainer().fit([], [], num_epochs=1, print_every=0),
+     ValueError, r"train_batch: the data loader yielded no batches"),
+    ("fit-nan-training-loss",
+     lambda: _layer_trainer(_nan_linear()).fit(_flat_batches(), _flat_batches(), num_epochs=2,
+                                                print_every=0),
+     FloatingPointError, r"training loss is nan at epoch 1, batch 1; training diverged"),
+    ("classifier-trainer-given-a-layer",
+     lambda: ClassifierTrainer(layers.Linear(4, 2), nn.CrossEntropyLoss(), None),
+     TypeError, r"model must be a torch\.nn\.Module, got Linear"),
+
+    # --- data ------------------------------------------------------------------------------------
+    ("unknown-dataset-name", lambda: load_dataset("imagenet", verbose=False),
+     ValueError, r"unknown dataset 'imagenet': expected one of cifar10, mnist, fashion-mnist, "
+                 r"digits, synthetic"),
+    ("dataset-info-unknown-name", lambda: dataset_info("cifar100"),
+     ValueError, r"unknown dataset 'cifar100'"),
+    ("tensor-loader-zero-batch-size", lambda: TensorLoader(*_image_batch(), 0),
+     ValueError, r"batch_size must be a positive integer, got 0"),
+    ("tensor-loader-lengths-differ",
+     lambda: TensorLoader(torch.zeros(4, 1, 2, 2), torch.zeros(3, dtype=torch.long), 2),
+     ValueError, r"expected images \(N, C, H, W\) and targets \(N,\) of equal length, got "
+                 r"\(4, 1, 2, 2\) and \(3,\)"),
+    ("tensor-loader-fractional-labels",
+     lambda: TensorLoader(torch.zeros(2, 1, 2, 2), torch.tensor([0.5, 1.0]), 2),
+     ValueError, r"targets must be integer class labels, got non-integer values of dtype "
+                 r"torch\.float32"),
+    ("tensor-loader-zero-std", lambda: TensorLoader(*_image_batch(), 2, std=[0.0]),
+     ValueError, r"std must be positive .*got \[0\.0\]"),
+    ("tensor-loader-nan-mean", lambda: TensorLoader(*_image_batch(), 2, mean=[NAN]),
+     ValueError, r"mean must be finite, got \[nan\]"),
+    ("tensor-loader-negative-crop-padding",
+     lambda: TensorLoader(*_image_batch(), 2, augment=True, crop_padding=-1),
+     ValueError, r"crop_padding must be a non-negative integer, got -1"),
+]
+
+
+def _raised_in_package(err: BaseException) -> bool:
+    """Whether the innermost frame of ``err``'s traceback is in hw2/ or cs236781/."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(PACKAGE_DIRS)
+
+
+@pytest.mark.parametrize("call, exc_type, pattern",
+                         [pytest.param(c, e, p, id=i) for i, c, e, p in CASES])
+def test_mistake_gets_a_clear_message(call, exc_type, pattern):
+    with pytest.raises(exc_type) as info:
+        call()
+    assert info.type is exc_type, info.type  # the documented type itself, not a subclass
+    assert re.search(pattern, str(info.value)), f"message was: {info.value}"
+    assert _raised_in_package(info.value), "raised from outside the package:\n" + \
+        "".join(traceback.format_tb(info.value.__traceback__)[-2:])
+
+
+def test_catalogue_has_at_least_40_distinct_mistakes():
+    ids = [case[0] for case in CASES]
+    assert len(ids) == len(set(ids))
+    assert len({case[3] for case in CASES}) == len(CASES)  # no two rows expect the same text
+    assert len(CASES) >= 40
