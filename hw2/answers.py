@@ -201,8 +201,61 @@ TODO (Part 3)
 # Part 4: Convolutional Neural Networks
 # ==============================================================================
 
+def part4_optim_hp():
+    """Loss and ``torch.optim.SGD`` settings for overfitting a tiny training subset with a
+    one-conv CNN (Part 4 sanity check: best train accuracy >= 90% within 25 short epochs).
+
+    :return: dict with ``loss_fn`` (popped by the notebook) and the SGD keyword arguments
+        ``lr``, ``weight_decay`` and ``momentum``.
+    """
+    import torch.nn as nn
+
+    return dict(loss_fn=nn.CrossEntropyLoss(), lr=0.01, weight_decay=1e-4, momentum=0.9)
+
+
 part4_q1 = r"""
-TODO (Part 4)
+We compare, on a 256-channel input, a **regular block** (two 3×3 convolutions 256→256→256)
+with the **bottleneck block** (1×1 256→64, 3×3 64→64, 1×1 64→256). Both add the input back
+through an identity shortcut, which has no parameters. Convolutions have biases, as in our
+`ResidualBlock`.
+
+**1. Parameters.** A convolution with kernel $k\times k$ from $C_{in}$ to $C_{out}$ channels
+holds $k^2 C_{in} C_{out}$ weights and $C_{out}$ biases.
+
+* Regular: $2\,(3^2\cdot 256\cdot 256 + 256) = 2\cdot 590{,}080 = \mathbf{1{,}180{,}160}$.
+* Bottleneck: $(256\cdot 64 + 64) + (3^2\cdot 64\cdot 64 + 64) + (64\cdot 256 + 256)
+  = 16{,}448 + 36{,}928 + 16{,}640 = \mathbf{70{,}016}$.
+
+Both numbers are what `ResidualBlock(256, [256, 256], [3, 3])` and
+`ResidualBottleneckBlock(256, [64], [3])` report in the notebook. The bottleneck needs about
+17 times fewer parameters.
+
+**2. Floating point operations.** Every convolution here keeps the spatial size, so each of the
+$H\cdot W$ output positions costs one multiply-add per weight. The work is therefore roughly
+the parameter count times $HW$: about $1.18\cdot 10^6$ multiply-adds per position for the
+regular block against $7\cdot 10^4$ for the bottleneck, again a factor of about 17 (on a 32×32
+map: about 1.2 billion against 72 million multiply-adds, as torchinfo counts them). The
+activations, the sum with the shortcut and the final ReLU cost $O(C\,HW)$ in both and do not
+change the picture. The bottleneck also stores smaller intermediate maps (64 instead of 256
+channels), so it needs less memory during the backward pass.
+
+**3. Ability to combine the input.**
+
+* *Spatially (within feature maps).* Two stacked 3×3 convolutions give every output a 5×5
+  receptive field, and both of them mix neighbouring positions on all 256 channels. The
+  bottleneck has a single 3×3 convolution, so one block only sees a 3×3 neighbourhood, and that
+  spatial mixing happens in the narrow 64-channel space; the 1×1 convolutions do not look at
+  neighbours at all. Per block, the regular design combines information over a larger area and
+  with more capacity; a bottleneck network has to stack more blocks to reach the same
+  receptive field (which it can afford, being cheap).
+* *Across feature maps.* Every convolution in both blocks combines all of its input channels,
+  so both mix channels. The regular block does so at full width twice, with an unconstrained
+  256×256 mixing at each tap. The bottleneck spends its first and last layers on pure channel
+  mixing (1×1 convolutions), but everything passes through 64 channels: the channel
+  combination the main path can represent has rank at most 64, a compression that forces the
+  block to keep only the most useful directions. The identity shortcut carries the full
+  256-channel input around the bottleneck, so the compression limits what the block *adds*, not
+  what reaches the next layer.
 """
 
 # ==============================================================================
