@@ -1,0 +1,374 @@
+"""Tests for the Part 5 API of hw2.experiments: cnn_experiment, result files, fast paths.
+
+Runs train tiny networks on scikit-learn's 8x8 digits (real, offline) for one or two epochs of
+a few batches, so each test takes a second or two.
+"""
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from cs236781.train_results import FitResult
+from hw2 import experiments
+from hw2.datasets import DatasetUnavailableError
+from hw2.experiments import (
+    ExperimentConfigError, cnn_experiment, expand_channels, load_experiment, rerun_config,
+    result_filename, save_experiment, to_jsonable,
+)
+
+TINY = dict(dataset="digits", bs_train=32, bs_test=64, batches=3, epochs=2, early_stopping=None,
+            filters_per_layer=[4, 8], layers_per_block=1, pool_every=1, hidden_dims=[16],
+            verbose=False)
+
+
+def _fit_equal(a: FitResult, b: FitResult) -> None:
+    assert a.num_epochs == b.num_epochs
+    for field in FitResult._fields[1:]:
+        torch.testing.assert_close(torch.tensor(getattr(a, field), dtype=torch.float64),
+                                   torch.tensor(getattr(b, field), dtype=torch.float64),
+                                   rtol=0, atol=0)
+
+
+def _leftovers(folder: Path):
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+# -- names ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k, l, expected", [
+    ([32, 64], 2, [32, 32, 64, 64]),
+    ([7], 3, [7, 7, 7]),
+    ([64, 128, 256], 1, [64, 128, 256]),
+])
+def test_expand_channels_repeats_each_k_l_times(k, l, expected):
+    assert expand_channels(k, l) == expected
+
+
+@pytest.mark.parametrize("name, k, l, expected", [
+    ("test_run", [32, 64], 1, "test_run_L1_K32-64.json"),
+    ("exp1_3", [64, 128, 256], 1, "exp1_3_L1_K64-128-256.json"),
+    ("exp1_1", [32], 16, "exp1_1_L16_K32.json"),
+])
+def test_result_filename_follows_the_course_pattern(name, k, l, expected):
+    assert result_filename(name, k, l) == expected
+
+
+# -- a run and its result file --------------------------------------------------------------
+
+def test_cnn_experiment_writes_a_complete_result_file(tmp_path):
+    run = cnn_experiment("tiny", out_dir=tmp_path, seed=3, **TINY)
+    assert run.path == str(tmp_path / "tiny_L1_K4-8.json")
+    assert _leftovers(tmp_path) == ["tiny_L1_K4-8.json"]  # no temp files, no checkpoints
+    cfg, fit = load_experiment(run.path)
+    _fit_equal(fit, run.result)
+    assert fit.num_epochs == 2 and len(fit.train_acc) == len(fit.test_acc) == 2
+    assert len(fit.train_loss) == 2 * 3  # per batch: epochs x batches
+    # digits' test split has 360 images: 64 * 3 batches = 192 are seen per test epoch
+    assert len(fit.test_loss) == 2 * 3
+    for key, value in dict(TINY, run_name="tiny", seed=3, model_type="cnn", lr=1e-3,
+                           reg=1e-3).items():
+        if key != "verbose":
+            assert cfg[key] == value, key
+    assert cfg["channels"] == [4, 8]
+    assert cfg["device_used"] == "cpu" and cfg["torch_version"] == torch.__version__
+    assert cfg["wall_time_s"] > 0
+    assert cfg["fast_paths"] == dict(amp_bf16=False, channels_last=False, cudnn_benchmark=False,
+                                     non_blocking=False, compile=False,
+                                     tensor_data_on_device=False)
+
+
+def test_cnn_model_matches_a_hand_parameter_count(tmp_path):
+    # K=4-8, L=1, pool every conv, 8x8x1 input: conv 1->4 (3x3), pool -> 4x4, conv 4->8, pool
+    # -> 2x2, so 8*2*2 = 32 features -> FC 16 -> FC 10.
+    expected = (9 * 1 * 4 + 4) + (9 * 4 * 8 + 8) + (32 * 16 + 16) + (16 * 10 + 10)
+    run = cnn_experiment("count", out_dir=tmp_path, seed=0, **TINY)
+    assert run.config["num_params"] == expected
+
+
+@pytest.mark.parametrize("model_type, cls_name", [
+    ("cnn", "CNN"), ("resnet", "ResNet"), ("ycn", "YourCNN"),
+])
+def test_each_model_type_trains_and_is_recorded(tmp_path, model_type, cls_name, monkeypatch):
+    built = []
+    original = experiments._build_model
+
+    def spy(cfg, info, kw):
+        model = original(cfg, info, kw)
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(experiments, "_build_model", spy)
+    run = cnn_experiment("m", out_dir=tmp_path, seed=1, model_type=model_type, **TINY)
+    assert type(built[0]).__name__ == cls_name
+    assert built[0].channels == [4, 8]
+    assert run.config["model_type"] == model_type
+    assert all(math.isfinite(v) for v in run.result.train_loss)
+
+
+def test_model_kwargs_reach_the_model_and_the_config(tmp_path):
+    run = cnn_experiment("kw", out_dir=tmp_path, seed=1, model_type="resnet",
+                         batchnorm=True, dropout=0.1, **TINY)
+    assert run.config["kw"] == {"batchnorm": True, "dropout": 0.1}
+    assert rerun_config(run.config)["batchnorm"] is True
+
+
+def test_same_seed_same_results_and_rerun_config_reproduces(tmp_path):
+    first = cnn_experiment("r", out_dir=tmp_path / "a", seed=None, **TINY)
+    seed = first.config["seed"]
+    assert isinstance(seed, int) and 0 <= seed < 2 ** 31  # drawn and recorded
+    cfg = rerun_config(first.config)
+    cfg.update(out_dir=str(tmp_path / "b"), verbose=False)
+    second = cnn_experiment(**cfg)
+    _fit_equal(first.result, second.result)
+
+
+def test_tensor_and_torchvision_loaders_give_identical_training(tmp_path):
+    a = cnn_experiment("t", out_dir=tmp_path / "t", seed=5, loader="tensor", **TINY)
+    b = cnn_experiment("t", out_dir=tmp_path / "v", seed=5, loader="torchvision", **TINY)
+    _fit_equal(a.result, b.result)
+    assert b.config["loader"] == "torchvision"
+
+
+def test_learns_digits_well_above_chance(tmp_path):
+    settings = dict(TINY, batches=None, epochs=4, bs_train=64)
+    run = cnn_experiment("learn", out_dir=tmp_path, seed=0, lr=3e-3,
+                         **{**settings, "filters_per_layer": [16, 32], "hidden_dims": [64]})
+    assert max(run.result.test_acc) > 80.0  # chance is 10%
+
+
+# -- failing before training ------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, needle", [
+    (dict(filters_per_layer=[4], layers_per_block=5, pool_every=1), "shrinks the feature maps"),
+    (dict(model_type="vgg"), "model_type"),
+    (dict(filters_per_layer=[]), "filters_per_layer"),
+    (dict(filters_per_layer=[4, 0]), "filters_per_layer[1]"),
+    (dict(layers_per_block=0), "layers_per_block"),
+    (dict(pool_every=1.5), "pool_every"),
+    (dict(epochs=0), "epochs"),
+    (dict(bs_train=0), "bs_train"),
+    (dict(batches=-1), "batches"),
+    (dict(lr=-1.0), "lr"),
+    (dict(lr=float("nan")), "lr"),
+    (dict(reg=-0.1), "reg"),
+    (dict(dataset="imagenet"), "dataset"),
+    (dict(loader="dali"), "loader"),
+    (dict(device="tpu"), "device"),
+    (dict(device="cuda:7"), "cuda"),
+    (dict(amp="yes"), "amp"),
+    (dict(conv_params=dict(kernel_size=3, stride=4)), "conv_params"),
+    (dict(no_such_option=1), "no_such_option"),
+])
+def test_impossible_configurations_fail_before_training_and_write_nothing(
+        tmp_path, monkeypatch, override, needle):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training must not start")
+
+    monkeypatch.setattr(experiments.ClassifierTrainer, "fit", no_training)
+    out = tmp_path / "results"
+    with pytest.raises(ExperimentConfigError, match=None) as info:
+        cnn_experiment("bad", out_dir=out, seed=0, **{**TINY, **override})
+    assert needle in str(info.value)
+    assert _leftovers(out) == []
+
+
+@pytest.mark.parametrize("run_name", ["", "a/b", None])
+def test_bad_run_names_are_rejected(tmp_path, run_name):
+    with pytest.raises(ExperimentConfigError, match="run_name"):
+        cnn_experiment(run_name, out_dir=tmp_path, **TINY)
+
+
+def test_out_dir_that_is_a_file_is_rejected(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(ExperimentConfigError, match="out_dir"):
+        cnn_experiment("x", out_dir=target, **TINY)
+
+
+def test_missing_real_data_raises_before_training_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HW2_DATA_DIR", str(tmp_path / "no-data"))
+    # Any download attempt goes to a closed local port and fails at once, online or not.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    out = tmp_path / "results"
+    with pytest.raises(DatasetUnavailableError, match="HW2_DATA_DIR"):
+        cnn_experiment("nodata", out_dir=out, seed=0, **{**TINY, "dataset": "cifar10"})
+    assert _leftovers(out) == []
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+class _Killed(BaseException):
+    """Stands for the process being killed mid-run."""
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
+    settings = dict(TINY, epochs=4, seed=2)
+    reference = cnn_experiment("ref", out_dir=tmp_path / "ref", **settings)
+
+    checkpoint = str(tmp_path / "ck" / "run")
+    calls = {"n": 0}
+    original = experiments.ClassifierTrainer.train_epoch
+
+    def dies_in_epoch_3(self, dl, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise _Killed()
+        return original(self, dl, **kw)
+
+    monkeypatch.setattr(experiments.ClassifierTrainer, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(_Killed):
+        cnn_experiment("run", out_dir=tmp_path / "out", checkpoints=checkpoint, **settings)
+    assert not (tmp_path / "out").exists() or _leftovers(tmp_path / "out") == []
+    saved = torch.load(checkpoint + ".pt", weights_only=True)["fit_state"]
+    done = saved["epochs_done"]
+    assert 1 <= done <= 2
+
+    monkeypatch.setattr(experiments.ClassifierTrainer, "train_epoch", original)
+    capsys.readouterr()
+    resumed = cnn_experiment("run", out_dir=tmp_path / "out", checkpoints=checkpoint,
+                             **dict(settings, verbose=True))
+    assert "Resuming from" in capsys.readouterr().out
+    assert resumed.config["resumed_from_epoch"] == done
+    assert resumed.result.num_epochs == 4
+    # The epochs before the kill are the ones the uninterrupted run had (same seed).
+    assert resumed.result.train_acc[:done] == reference.result.train_acc[:done]
+    assert resumed.result.test_acc[:done] == reference.result.test_acc[:done]
+
+
+def test_checkpoint_of_another_architecture_fails_before_training(tmp_path):
+    checkpoint = str(tmp_path / "ck")
+    cnn_experiment("a", out_dir=tmp_path / "a", checkpoints=checkpoint, seed=0, **TINY)
+    with pytest.raises(ExperimentConfigError, match="checkpoint"):
+        cnn_experiment("b", out_dir=tmp_path / "b", checkpoints=checkpoint, seed=0,
+                       **{**TINY, "filters_per_layer": [4, 16]})
+    assert _leftovers(tmp_path / "b") == []
+
+
+# -- fast paths -------------------------------------------------------------------------------
+
+def test_cuda_fast_paths_are_off_on_cpu_even_when_requested(tmp_path):
+    run = cnn_experiment("fp", out_dir=tmp_path, seed=0, device="cpu", amp=True,
+                         channels_last=True, cudnn_benchmark=True, non_blocking=True, **TINY)
+    assert not any(v for k, v in run.config["fast_paths"].items())
+    assert run.config["amp"] is True  # the request is recorded for reproduction
+    assert torch.backends.cudnn.benchmark is False
+
+
+def test_autocast_trainer_matches_float32_training_closely():
+    # bf16 autocast also exists on the CPU, so the autocast code path is testable here.
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+
+    def make():
+        torch.manual_seed(1)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(256, 10))
+        return net, torch.optim.SGD(net.parameters(), lr=0.1)
+
+    net32, opt32 = make()
+    net16, opt16 = make()
+    plain = experiments._ExperimentTrainer(net32, nn.CrossEntropyLoss(), opt32, device="cpu")
+    mixed = experiments._ExperimentTrainer(net16, nn.CrossEntropyLoss(), opt16, device="cpu",
+                                           autocast_dtype=torch.bfloat16)
+    r32, r16 = plain.train_batch((x, y)), mixed.train_batch((x, y))
+    assert r16.loss == pytest.approx(r32.loss, rel=2e-2)
+    for p32, p16 in zip(net32.parameters(), net16.parameters()):
+        assert p16.dtype == torch.float32  # master weights stay float32
+        torch.testing.assert_close(p16, p32, rtol=0, atol=5e-3)
+    assert mixed.test_batch((x, y)).loss == pytest.approx(plain.test_batch((x, y)).loss, rel=2e-2)
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+def test_to_jsonable_converts_what_json_cannot_hold_and_round_trips():
+    cfg = {
+        "device": torch.device("cpu"), "shape": (3, 32, 32), "path": Path("results/x"),
+        "dtype": torch.float32, "np_int": np.int64(7), "np_float": np.float32(0.5),
+        "tensor": torch.tensor([1, 2]), "scalar": torch.tensor(2.5), "module": nn.ReLU(),
+        "cls": nn.Conv2d, "set": {3, 1}, 4: "int key", "nested": {"t": (1, (2, 3))},
+    }
+    converted = to_jsonable(cfg)
+    assert json.loads(json.dumps(converted)) == converted
+    assert converted == {
+        "device": "cpu", "shape": [3, 32, 32], "path": os.path.join("results", "x"),
+        "dtype": "torch.float32", "np_int": 7, "np_float": 0.5, "tensor": [1, 2],
+        "scalar": 2.5, "module": "ReLU()", "cls": "torch.nn.modules.conv.Conv2d",
+        "set": [1, 3], "4": "int key", "nested": {"t": [1, [2, 3]]},
+    }
+
+
+def test_save_and_load_experiment_round_trip(tmp_path):
+    fit = FitResult(2, [2.3, 2.1, 1.9], [10.0, 20.5], [2.2, 2.0], [12.0, 25.0])
+    cfg = {"run_name": "rt", "filters_per_layer": (32, 64), "layers_per_block": 1,
+           "device": torch.device("cpu"), "hidden_dims": (100,)}
+    path = save_experiment("rt", str(tmp_path), cfg, fit)
+    assert path == str(tmp_path / "rt_L1_K32-64.json")
+    loaded_cfg, loaded_fit = load_experiment(path)
+    assert loaded_fit == fit and isinstance(loaded_fit, FitResult)
+    assert loaded_cfg == {"run_name": "rt", "filters_per_layer": [32, 64],
+                          "layers_per_block": 1, "device": "cpu", "hidden_dims": [100]}
+    assert _leftovers(tmp_path) == ["rt_L1_K32-64.json"]
+
+
+def test_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    fit = FitResult(1, [1.0], [50.0], [1.0], [40.0])
+    cfg = {"filters_per_layer": [8], "layers_per_block": 2}
+    path = save_experiment("w", str(tmp_path), cfg, fit)
+    before = Path(path).read_text()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(experiments.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_experiment("w", str(tmp_path), cfg, fit._replace(num_epochs=1, test_acc=[99.0]))
+    assert Path(path).read_text() == before
+    assert _leftovers(tmp_path) == ["w_L2_K8.json"]
+
+
+_GOOD = {"config": {"run_name": "g"},
+         "results": {"num_epochs": 1, "train_loss": [1.0], "train_acc": [50.0],
+                     "test_loss": [1.1], "test_acc": [40.0]}}
+
+
+def _bad_results(**changes):
+    return json.dumps({"config": {}, "results": {**_GOOD["results"], **changes}})
+
+
+@pytest.mark.parametrize("content, needle", [
+    (json.dumps(_GOOD)[:40], "truncated or not JSON"),
+    ("hello", "truncated or not JSON"),
+    ("", "truncated or not JSON"),
+    (json.dumps([1, 2]), "keys 'config' and 'results'"),
+    (json.dumps({"config": {}, "results": {}, "extra": 1}), "keys 'config' and 'results'"),
+    (json.dumps({"config": [], "results": _GOOD["results"]}), "'config' must be an object"),
+    (json.dumps({"config": {}, "results": {"num_epochs": 1}}), "exactly the fields"),
+    (_bad_results(num_epochs="1"), "num_epochs"),
+    (_bad_results(num_epochs=-1), "num_epochs"),
+    (_bad_results(train_loss="1.0"), "train_loss"),
+    (_bad_results(test_acc=[40.0, "x"]), "test_acc"),
+    (_bad_results(train_acc=[50.0, 60.0]), "train_acc' has 2 entries"),
+])
+def test_load_experiment_rejects_broken_files_naming_them(tmp_path, content, needle):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(ValueError) as info:
+        load_experiment(str(path))
+    assert str(path) in str(info.value) and needle in str(info.value)
+
+
+def test_load_experiment_accepts_the_good_file_and_reports_missing_ones(tmp_path):
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(_GOOD))
+    cfg, fit = load_experiment(path)
+    assert cfg == {"run_name": "g"} and fit == FitResult(1, [1.0], [50.0], [1.1], [40.0])
+    with pytest.raises(FileNotFoundError):
+        load_experiment(tmp_path / "missing.json")

@@ -1,0 +1,248 @@
+"""Tests for hw2.grids: the five grids as data, running, submitting and summarising them."""
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from cs236781.train_results import FitResult  # noqa: E402
+from hw2 import grids  # noqa: E402
+from hw2.cnn import CNN, ResNet, YourCNN  # noqa: E402
+from hw2.experiments import (  # noqa: E402
+    UsageError, build_parser, expand_channels, load_experiment, save_experiment,
+)
+from hw2.grids import GRIDS, Grid, GridRun  # noqa: E402
+
+# The grids as the assignment states them, written out independently of hw2.grids.
+EXPECTED = {
+    "exp1_1": ("cnn", {((32,), l) for l in (2, 4, 8, 16)} | {((64,), l) for l in (2, 4, 8, 16)}),
+    "exp1_2": ("cnn", {((k,), l) for l in (2, 4, 8) for k in (32, 64, 128, 256)}),
+    "exp1_3": ("cnn", {((64, 128, 256), l) for l in (1, 2, 3, 4)}),
+    "exp1_4": ("resnet", {((32,), 8), ((32,), 16), ((32,), 32),
+                          ((64, 128, 256), 2), ((64, 128, 256), 4), ((64, 128, 256), 8)}),
+    "exp2": ("ycn", {((32, 64, 128), l) for l in (3, 6, 9, 12)}),
+}
+CLASSES = {"cnn": CNN, "resnet": ResNet, "ycn": YourCNN}
+TINY_SETTINGS = dict(dataset="digits", seed=0, bs_train=32, bs_test=64, batches=2, epochs=1,
+                     early_stopping=None, lr=1e-3, reg=1e-3, device=None, loader="tensor")
+
+
+def tiny_grid(name="tiny"):
+    return Grid(name, "two tiny runs", (
+        GridRun(name, "cnn", (4,), 1, 1, (8,)),
+        GridRun(name, "cnn", (4, 8), 1, 1, (8,)),
+    ))
+
+
+# -- the grids as data --------------------------------------------------------------------------
+
+def test_grids_hold_exactly_the_assigned_runs():
+    assert list(GRIDS) == list(EXPECTED)
+    for name, (model_type, configs) in EXPECTED.items():
+        grid = GRIDS[name]
+        got = [(run.filters_per_layer, run.layers_per_block) for run in grid.runs]
+        assert len(got) == len(set(got)) and set(got) == configs, name
+        assert {run.model_type for run in grid.runs} == {model_type}
+        assert {run.run_name for run in grid.runs} == {name}
+    assert sum(len(g) for g in GRIDS.values()) == 34
+
+
+@pytest.mark.parametrize("grid, first", [
+    ("exp1_1", "exp1_1_L2_K32.json"), ("exp1_2", "exp1_2_L2_K32.json"),
+    ("exp1_3", "exp1_3_L1_K64-128-256.json"), ("exp1_4", "exp1_4_L8_K32.json"),
+    ("exp2", "exp2_L3_K32-64-128.json"),
+])
+def test_first_run_names_follow_the_assignment(grid, first):
+    assert GRIDS[grid].runs[0].filename == first
+
+
+@pytest.mark.parametrize("n, max_pools, expected", [
+    (1, 3, 1), (2, 3, 1), (3, 3, 1), (4, 3, 2), (8, 3, 3), (16, 3, 6), (32, 3, 11), (12, 3, 4),
+    (5, 5, 1), (6, 5, 2),
+])
+def test_pool_every_for_spreads_at_most_max_pools(n, max_pools, expected):
+    p = grids.pool_every_for(n, max_pools)
+    assert p == expected
+    assert n // p <= max_pools
+    if n % max_pools == 0:
+        assert n // p == max_pools
+
+
+def test_three_k_grids_pool_once_per_group_of_equal_filters():
+    for name in ("exp1_3", "exp2"):
+        assert all(run.pool_every == run.layers_per_block for run in GRIDS[name].runs)
+
+
+def _count(module: nn.Module, kind) -> int:
+    return sum(isinstance(m, kind) for m in module.modules())
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+@pytest.mark.parametrize("in_size", [(3, 32, 32), (1, 8, 8)])
+def test_every_grid_run_builds_a_valid_network(name, in_size):
+    for run in GRIDS[name].runs:
+        n_convs = len(run.filters_per_layer) * run.layers_per_block
+        assert run.pool_every == math.ceil(n_convs / grids.MAX_POOLS)
+        net = CLASSES[run.model_type](
+            in_size, 10, channels=expand_channels(run.filters_per_layer, run.layers_per_block),
+            pool_every=run.pool_every, hidden_dims=list(run.hidden_dims))
+        assert _count(net.feature_extractor, (nn.MaxPool2d, nn.AvgPool2d)) <= grids.MAX_POOLS
+        # The classifier's input size tells the size of the last feature maps.
+        n_features = net.mlp.seq[0].in_features
+        last_channels = run.filters_per_layer[-1]
+        if run.model_type == "ycn":  # global average pooling: one value per channel
+            assert n_features == last_channels
+        else:
+            min_side = in_size[-1] // 2 ** grids.MAX_POOLS
+            assert n_features % last_channels == 0
+            assert n_features // last_channels >= min_side ** 2
+
+
+def test_grid_commands_parse_back_to_the_same_experiment(tmp_path):
+    settings = grids.grid_settings(dataset="digits")
+    parser = build_parser()
+    for grid in GRIDS.values():
+        for run in grid.runs:
+            argv = run.command(settings, str(tmp_path))
+            assert argv[:4] == ["python", "-m", "hw2.experiments", "run-exp"]
+            args = parser.parse_args(argv[3:])
+            kw = run.experiment_kwargs(settings, str(tmp_path))
+            for key in ("filters_per_layer", "layers_per_block", "pool_every", "hidden_dims",
+                        "model_type", "seed", "bs_train", "bs_test", "batches", "epochs",
+                        "early_stopping", "lr", "reg", "dataset", "loader"):
+                assert getattr(args, key) == kw[key], (run.stem, key)
+            assert args.run_name == grid.name and args.out_dir == str(tmp_path)
+
+
+def test_quick_settings_shrink_the_workload_only():
+    full, quick = grids.grid_settings(), grids.grid_settings(quick=True)
+    assert quick["epochs"] < full["epochs"] and quick["batches"] is not None
+    assert {k: v for k, v in quick.items() if k not in grids.QUICK_SETTINGS} == \
+           {k: v for k, v in full.items() if k not in grids.QUICK_SETTINGS}
+
+
+def test_get_grids_resolves_names_all_and_rejects_unknown():
+    assert grids.get_grids("exp1_3") == [GRIDS["exp1_3"]]
+    assert grids.get_grids(["exp2", "exp2", "exp1_1"]) == [GRIDS["exp2"], GRIDS["exp1_1"]]
+    assert grids.get_grids("all") == list(GRIDS.values())
+    with pytest.raises(UsageError, match="exp9"):
+        grids.get_grids(["exp1_1", "exp9"])
+
+
+# -- running a grid here ------------------------------------------------------------------------
+
+def test_run_grid_runs_then_skips_complete_runs_and_redoes_broken_ones(tmp_path):
+    grid = tiny_grid()
+    outcomes = grids.run_grid(grid, tmp_path, dict(TINY_SETTINGS), verbose=False)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert names == ["tiny_L1_K4-8.json", "tiny_L1_K4.json"]
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))  # removed after success
+    for o in outcomes:
+        cfg, fit = load_experiment(o.path)
+        assert cfg["dataset"] == "digits" and fit.num_epochs == 1
+
+    kept = (tmp_path / "tiny_L1_K4.json").read_text()
+    (tmp_path / "tiny_L1_K4-8.json").write_text('{"config": {}, "resu')  # truncated
+    again = grids.run_grid(grid, tmp_path, dict(TINY_SETTINGS), verbose=False)
+    assert [o.status for o in again] == ["skipped", "done"]
+    assert (tmp_path / "tiny_L1_K4.json").read_text() == kept
+    load_experiment(tmp_path / "tiny_L1_K4-8.json")
+
+
+def test_submit_grid_dry_run_submits_nothing(tmp_path, capsys):
+    cluster, submitted = grids.submit_grid(
+        "exp1_3", tmp_path, grids.grid_settings(), log_dir=tmp_path / "logs", dry_run=True)
+    out = capsys.readouterr().out
+    assert len(submitted) == 4 and all(s.job is None for s in submitted)
+    assert out.count("python -m hw2.experiments run-exp") == 4
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_submit_grid_runs_a_job_array_with_the_local_executor(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    grid = tiny_grid("arr")
+    cluster, submitted = grids.submit_grid(
+        grid, tmp_path / "res", dict(TINY_SETTINGS), cluster="local", log_dir=tmp_path / "logs",
+        timeout_min=10, gpus=1)
+    assert cluster == "local" and len(submitted) == 2
+    paths = [item.job.result() for item in submitted]
+    assert sorted(os.path.basename(p) for p in paths) == ["arr_L1_K4-8.json", "arr_L1_K4.json"]
+    for p in paths:
+        cfg, fit = load_experiment(p)
+        assert fit.num_epochs == 1 and cfg["run_name"] == "arr"
+    # Everything is complete now: a second submission submits nothing.
+    _, again = grids.submit_grid(grid, tmp_path / "res", dict(TINY_SETTINGS), cluster="local",
+                                 log_dir=tmp_path / "logs")
+    assert again == []
+
+
+def test_local_executor_gets_explicit_timeout_and_visible_gpus(tmp_path):
+    pytest.importorskip("submitit")
+    executor = grids._make_executor("local", tmp_path, None, 37, 1, 2, None, None, 2)
+    assert executor.cluster == "local"
+    params = executor._executor.parameters
+    assert params["timeout_min"] == 37
+    assert params["gpus_per_node"] == min(1, torch.cuda.device_count())
+
+
+# -- summaries and plots -----------------------------------------------------------------------
+
+def _write(folder, run_name, k, l, test_acc, model="cnn", wall=12.5, dataset="digits"):
+    n = len(test_acc)
+    fit = FitResult(n, [2.0 - 0.1 * i for i in range(2 * n)], [a + 5 for a in test_acc],
+                    [2.1 - 0.1 * i for i in range(2 * n)], list(test_acc))
+    cfg = dict(run_name=run_name, filters_per_layer=list(k), layers_per_block=l,
+               model_type=model, wall_time_s=wall, dataset=dataset, pool_every=1, lr=1e-3)
+    return save_experiment(run_name, str(folder), cfg, fit)
+
+
+def test_summarize_prints_the_table_and_writes_one_png_per_grid(tmp_path, capsys):
+    _write(tmp_path, "exp1_1", [32], 4, [20.0, 35.5, 30.0])
+    _write(tmp_path, "exp1_1", [32], 2, [25.0, 31.0], wall=75.0)
+    _write(tmp_path, "exp2", [32, 64, 128], 3, [40.0], model="ycn", wall=3725)
+    (tmp_path / "broken.json").write_text("{")
+    rows = grids.summarize(tmp_path, plots_dir=tmp_path / "plots")
+    captured = capsys.readouterr()
+    assert [r.run for r in rows] == ["exp1_1_L2_K32", "exp1_1_L4_K32", "exp2_L3_K32-64-128"]
+    assert [r.best_test_acc for r in rows] == [31.0, 35.5, 40.0]
+    assert [r.epochs for r in rows] == [2, 3, 1]
+    assert [r.model for r in rows] == ["cnn", "cnn", "ycn"]
+    lines = captured.out.splitlines()
+    assert lines[0].split() == ["run", "model", "K", "L", "epochs", "best", "test", "acc",
+                                "wall", "time", "dataset"]
+    assert lines[2].split() == ["exp1_1_L2_K32", "cnn", "32", "2", "2", "31.0%", "1m15s", "digits"]
+    assert lines[4].split() == ["exp2_L3_K32-64-128", "ycn", "32-64-128", "3", "1", "40.0%",
+                                "1h02m05s", "digits"]
+    assert "broken.json" in captured.err
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == ["exp1_1.png", "exp2.png"]
+    assert (tmp_path / "plots" / "exp1_1.png").stat().st_size > 5000
+
+
+def test_summarize_of_missing_or_empty_folders(tmp_path, capsys):
+    with pytest.raises(UsageError, match="does not exist"):
+        grids.summarize(tmp_path / "nope")
+    assert grids.summarize(tmp_path) == []
+    assert "No result files" in capsys.readouterr().out
+
+
+def test_plot_experiments_overlays_matching_runs(tmp_path, capsys):
+    _write(tmp_path, "exp1_1", [32], 2, [20.0, 30.0])
+    _write(tmp_path, "exp1_1", [32], 4, [22.0, 33.0])
+    _write(tmp_path, "exp1_1", [64], 2, [24.0, 36.0])
+    fig, common = grids.plot_experiments("exp1_1_L*_K32*.json", tmp_path)
+    labels = sorted({line.get_label() for ax in fig.axes for line in ax.lines})
+    assert labels == ["L2_K32", "L4_K32"]
+    assert "filters_per_layer" not in common and "layers_per_block" not in common
+    assert common["model_type"] == "cnn" and common["lr"] == 1e-3
+    assert "common config" in capsys.readouterr().out
+    plt.close(fig)
+    assert grids.plot_experiments("exp9_*.json", tmp_path) == (None, None)
+    assert "No results found" in capsys.readouterr().out
