@@ -182,19 +182,145 @@ def part3_optim_hp():
 
 
 part3_q1 = r"""
-TODO (Part 3)
+**1. Optimization error: low.** The training accuracy passes 93% in the fifth epoch and then
+stays between 92.9% and 93.9% for the remaining epochs (93.6% at the end), while the training
+loss stops decreasing. The k-nearest-neighbours reference estimates the best accuracy any classifier can
+reach on the training distribution (the moons overlap because of the noise) at 93.5%, so the
+optimizer has already found a solution about as good as the training data allows; more epochs
+or a different optimizer have nothing left to win.
+
+**2. Generalization error: high**, but not because of overfitting. The final validation
+accuracy is 86.5% against 93.6% on the training set, and the validation accuracy jumps between
+81% and 94% from one epoch to the next. The gap does not grow as training goes on and the
+decision boundary is smooth, which is not what overfitting looks like. The cause is the way
+the data was generated: three quarters of the training set is population 1 (rotated 10°),
+while the validation set is population 2 only (rotated 50°). The reference cell shows that
+even the best classifier for the training distribution reaches only 85.3% on population 2,
+although 94.1% is possible for a classifier made for population 2. So the model generalizes
+as well as its training data lets it; the error comes from the distribution shift. We would
+take measures, but ones aimed at the shift rather than at variance: split the data after
+shuffling so both sets contain both populations, give population-2 samples more weight, or at
+least tune the threshold on the validation set (which raises the validation accuracy to 93.1%
+below). More regularization would not help.
+
+**3. Approximation error: low.** The decision boundary follows the S-shaped gap between the two
+moons with no visible systematic misfit in the training populations, and the training accuracy
+matches the estimated optimum. In the architecture experiment much larger networks (up to
+depth 4 with 128 units per layer) reach validation accuracies in the same range (91.2-94.7%
+with their tuned thresholds, against 93.1% here), so a richer model class would not reduce
+the error either.
 """
 
 part3_q2 = r"""
-TODO (Part 3)
+We expect, and observe, a **higher FNR**: on the validation set the first classifier (threshold
+0.5) has FNR = 24.5% and FPR = 2.7%, while on the training set both are small (FNR 7.7%,
+FPR 4.0%).
+
+The reason is the data generating process. The training set is 4000 samples of population 1
+(rotated 10°) and only 1333 of population 2 (rotated 50°), so the boundary is fitted mostly to
+population 1. The validation set contains population 2 only, whose moons are rotated a further
+40° counter-clockwise. That rotation carries the middle of the class-1 (lower) moon, the
+point $(1, -0.5)$ before rotation, to about $(1.03, 0.45)$, which lies inside the class-0
+(upper) moon of population 1 (its right end is at about $(0.98, 0.17)$ and its upper-right
+part near $(0.57, 0.82)$). The model learned to call that area class 0, so many positive
+samples of population 2 are labelled negative: false negatives. The decision-boundary plot
+shows it: a blue (class 0) tongue reaches into the red points around $x_1 \in [0.5, 1.2]$,
+$x_2 \in [0.2, 0.8]$. The class-0 moon of population 2, rotated the same way, stays mostly in
+areas the model also assigns to class 0, so few negatives are flagged positive and the FPR
+stays low.
+
+This is also why the ROC-selected threshold is so low (0.095): the positive-class
+probabilities of population-2 positives are too small, and lowering the threshold trades a
+higher FPR (9.4%) for a much lower FNR (4.5%).
 """
 
 part3_q3 = r"""
-TODO (Part 3)
+No. The "optimal" point above (closest to $(0, 1)$) implicitly treats a false positive and a
+false negative as equally bad. Here their costs differ, and they differ in opposite directions
+in the two scenarios. The principled choice is the threshold that minimizes the expected cost
+per screened person,
+
+$$\text{cost}(t) = c_{FP}\,(1-\pi)\,\mathrm{FPR}(t) + c_{FN}\,\pi\,\mathrm{FNR}(t),$$
+
+where $\pi$ is the prevalence of the disease. Geometrically this is the point where the ROC
+curve touches a line of slope $\frac{c_{FP}(1-\pi)}{c_{FN}\,\pi}$ (lines of equal cost); with
+equal costs and balanced classes it reduces to a balanced choice like the one above. Note that
+in screening the disease is usually rare ($\pi$ small), which by itself pushes towards fewer
+positive predictions.
+
+1. **Symptoms will appear and confirm the disease, and it is not lethal.** A missed patient
+   (FN) loses little: they are diagnosed when the symptoms show up and treated cheaply then.
+   A false alarm (FP) sends a healthy person to an expensive and risky test. So
+   $c_{FP} \gg c_{FN}$ and we choose a point with a **low FPR**, i.e. a higher threshold,
+   accepting a lower TPR: the lower-left part of the ROC curve. The screening is still worth
+   doing for the positives it catches early with high confidence.
+
+2. **No clear symptoms, and likely death if not caught early.** Now an FN may cost a life,
+   which outweighs the price and risk of a follow-up test: $c_{FN} \gg c_{FP}$. We choose a
+   point with a **high TPR (low FNR)**, i.e. a low threshold, and accept many more false
+   positives: the upper-right part of the curve. In practice: fix the sensitivity we require
+   (e.g. TPR of 99%) and, among thresholds that reach it, take the one with the lowest FPR,
+   since every extra false positive still costs an expensive and risky test, so we do not go
+   as far as sending everyone to it.
 """
 
 part3_q4 = r"""
-TODO (Part 3)
+All numbers are from our run of the experiment (test accuracy with the threshold chosen on
+the validation set). With 2000 test samples the standard error of an accuracy near 90% is
+about $\sqrt{0.9 \cdot 0.1 / 2000} \approx 0.7$ points, so differences of a few tenths are not
+meaningful.
+
+**1. Columns (fixed depth, growing width).** Width matters only while it is very small. With
+depth 1, two hidden units give a boundary that is almost a straight diagonal line, and 84.0%
+test accuracy; a linear-like boundary cannot follow the interleaved moons. With 8 units the
+boundary becomes the S-shaped curve that runs between the moons (90.35%), and 32 or 128 units
+draw almost the same curve with the same accuracy (90.25% both). With depth 2 the accuracy is
+about 90% at every width (90.7, 90.2, 90.4, 88.85%), and with depth 4 it rises a little from
+width 2 to 128 (89.05, 89.9, 90.55, 90.65%). Once the boundary has the right shape, extra
+width adds capacity the data cannot use: the wide models do not draw wiggly, overfitted
+boundaries (5333 training samples, weight decay), and their accuracy stays just below the
+estimated best possible on population 3 (91.3%).
+
+**2. Rows (fixed width, growing depth).** Depth helps most when the layers are narrow: with
+width 2, going from one to two hidden layers lifts the test accuracy from 84.0% to 90.7%,
+because the second layer combines the two tanh features non-linearly and can bend the
+boundary into the S shape that one layer of two units cannot. Four layers of width 2 give
+89.05%: a chain of 2-unit layers squeezes everything through two numbers at every step, which
+likely makes it harder to train in 10 epochs (it also needed the lowest threshold of its row,
+0.145).
+For width 8 and above, depth changes little: 90.35/90.2/89.9% (width 8), 90.25/90.4/90.55%
+(width 32) and 90.25/88.85/90.65% (width 128); the decision boundaries in each of these rows
+look alike.
+
+**3. Equal-size pairs.** The pairs have the same number of hidden units (32 and 128), not the
+same number of parameters: the printout above gives 162 vs 258 parameters for depth 1 / width
+32 vs depth 4 / width 8, and 642 vs 3330 for depth 1 / width 128 vs depth 4 / width 32.
+- depth=1, width=32: 90.25%; depth=4, width=8: 89.9%.
+- depth=1, width=128: 90.25%; depth=4, width=32: 90.55%.
+
+Both differences are within the noise. Depth can make a network more expressive per unit
+(composed layers can carve the input space into many more regions than one layer of the same
+size), but this problem does not need that: the boundary between the moons is a single smooth
+curve that one hidden layer of 32 tanh units already represents well. Spending the units on
+depth or on width therefore gives the same decision boundary and the same accuracy here.
+
+**4. Threshold selection.** Every selected threshold is below 0.5 (between 0.097 and 0.371).
+Compared with the default 0.5, the selected threshold raised the test accuracy in 10 of the 12
+configurations (by +0.05 for depth 1 / width 32, which is negligible, and by up to +4.3
+points; the three largest gains are depth-4 models: +4.3 at width 2, +4.05 at width 8 and
++3.65 at width 128),
+and lowered it slightly in the other two (-0.45 for depth 1 / width 2, -0.10 for depth 2 /
+width 32). For the first classifier it raised the test accuracy from 86.5% to 89.3%.
+
+It helps because of how the data was generated: the models are trained mostly on population 1
+(rotated 10°), the threshold is chosen on population 2 (rotated 50°), and the test set is
+population 3 (rotated 40°), which is much closer to population 2 than to population 1. On the
+rotated populations the positive samples get too low a class-1 probability (the FN-heavy
+errors of Question 2), and a lower threshold corrects much of that; because the validation
+population resembles the test population, the correction carries over. It is only a
+one-number correction, tuned for a balance of FPR and FNR rather than for accuracy and on a
+population that is similar to, not the same as, the test one, so it does not improve every
+model, as the two small losses show.
 """
 
 # ==============================================================================
