@@ -391,12 +391,13 @@ def test_layer_trainer_checkpoint_resume_and_mismatch(tmp_path):
         mismatched.fit(dl, dl, num_epochs=3, checkpoints=ckpt, print_every=0)
 
 
-def test_seed_overfit_check_on_synthetic_data():
+@pytest.mark.parametrize("dataset", ["synthetic", "digits"])
+def test_seed_overfit_check(dataset):
     # The seed's Part 2 check: 20 samples (2 batches of 10), a 3x128 MLP, VanillaSGD with
     # part2_overfit_hp(), 20 epochs of train_epoch -> best train accuracy >= 98%.
-    ds_train, _ = load_dataset("synthetic", verbose=False)
+    ds_train, _ = load_dataset(dataset, verbose=False)
     dl_train = DataLoader(ds_train, batch_size=10, shuffle=False)
-    hp = answers.part2_overfit_hp()
+    hp = answers.part2_overfit_hp(dataset)
     torch.manual_seed(42)
     in_features = ds_train[0][0].numel()
     model = layers.MLP(in_features, 10, hidden_features=[128] * 3, wstd=hp["wstd"])
@@ -405,6 +406,12 @@ def test_seed_overfit_check_on_synthetic_data():
     best_acc = max(trainer.train_epoch(dl_train, max_batches=2, verbose=False).accuracy
                    for _ in range(20))
     assert best_acc >= 98
+
+
+def test_part2_hyperparameter_dicts_have_the_notebook_keys():
+    assert set(answers.part2_overfit_hp("cifar10")) == {"wstd", "lr", "reg"}
+    assert set(answers.part2_optim_hp()) == {"wstd", "reg", "lr_vanilla", "lr_momentum", "lr_rmsprop"}
+    assert set(answers.part2_dropout_hp()) == {"wstd", "lr"}
 
 
 # ----------------------------------------------------------------------------------------------
