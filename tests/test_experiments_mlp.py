@@ -16,6 +16,15 @@ def moons_loader(n, seed, noise=0.15, shuffle=True):
     return DataLoader(ds, batch_size=32, shuffle=shuffle)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """These networks are tiny: one thread avoids thread-synchronisation overhead (3x faster)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def loaders():
     return moons_loader(1000, 0), moons_loader(300, 1), moons_loader(300, 2, shuffle=False)
