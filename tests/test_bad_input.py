@@ -10,11 +10,11 @@ validation code (``hw2/`` or ``cs236781/``), never from deep inside torch or num
 on stderr, no traceback and no result file.
 """
 import json
-import math
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from hw2 import cnn, layers, optimizers
 from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_boundary_2d, \
     select_roc_thresh
 from hw2.datasets import dataset_info, load_dataset
+from hw2.experiments import ExperimentConfigError, USAGE_ERROR, cnn_experiment, load_experiment
 from hw2.grad_compare import compare_layer_to_torch
 from hw2.mlp import MLP
 from hw2.tensor_data import TensorLoader
@@ -72,6 +73,26 @@ def _flat_batches(n=2):
 
 def _param():
     return torch.zeros(3, requires_grad=True)
+
+
+_GOOD_RESULTS = {"num_epochs": 1, "train_loss": [2.3], "train_acc": [11.0], "test_loss": [2.2],
+                 "test_acc": [12.0]}
+
+
+def _load_result_text(text: str):
+    """Write ``text`` to a scratch ``bad.json`` and read it with ``load_experiment``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bad.json"
+        path.write_text(text)
+        return load_experiment(str(path))
+
+
+def _experiment(**override):
+    """A tiny cnn_experiment call with one mistake; validation fails before any data loads."""
+    kw = dict(dataset="digits", epochs=1, batches=1, filters_per_layer=[4], layers_per_block=1,
+              pool_every=1, hidden_dims=[8], verbose=False)
+    with tempfile.TemporaryDirectory() as folder:
+        return cnn_experiment("bad", out_dir=folder, **{**kw, **override})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,6 +307,39 @@ CASES = [
     ("tensor-loader-negative-crop-padding",
      lambda: TensorLoader(*_image_batch(), 2, augment=True, crop_padding=-1),
      ValueError, r"crop_padding must be a non-negative integer, got -1"),
+
+    # --- experiments: configurations and result files ----------------------------------------
+    ("experiment-zero-batch-size", lambda: _experiment(bs_train=0),
+     ExperimentConfigError, r"bs_train must be an integer >= 1, got 0"),
+    ("experiment-no-filters", lambda: _experiment(filters_per_layer=[]),
+     ExperimentConfigError, r"filters_per_layer must be a list of positive integers \(at least "
+                            r"one\), got \[\]"),
+    ("experiment-infinite-learning-rate", lambda: _experiment(lr=INF),
+     ExperimentConfigError, r"lr must be a finite number > 0\.0, got inf"),
+    ("experiment-negative-reg", lambda: _experiment(reg=-0.1),
+     ExperimentConfigError, r"reg must be a finite number >= 0\.0, got -0\.1"),
+    ("experiment-unknown-model-type", lambda: _experiment(model_type="vgg"),
+     ExperimentConfigError, r"model_type must be one of cnn, resnet, ycn, got 'vgg'"),
+    ("result-file-truncated", lambda: _load_result_text(json.dumps(
+        {"config": {}, "results": _GOOD_RESULTS})[:45]),
+     ValueError, r"bad\.json is not a valid experiment result file: it is truncated or not JSON"),
+    ("result-file-not-json", lambda: _load_result_text("epoch 1: loss 2.3, accuracy 11%"),
+     ValueError, r"bad\.json is not a valid experiment result file: it is truncated or not JSON "
+                 r"\(Expecting value"),
+    ("result-file-json-list", lambda: _load_result_text("[1, 2, 3]"),
+     ValueError, r"bad\.json .*expected an object with the keys 'config' and 'results', got list"),
+    ("result-file-missing-fields",
+     lambda: _load_result_text(json.dumps({"config": {}, "results": {"num_epochs": 1}})),
+     ValueError, r"'results' must have exactly the fields \['num_epochs', 'train_loss', "
+                 r"'train_acc', 'test_loss', 'test_acc'\], got \['num_epochs'\]"),
+    ("result-file-epoch-count-mismatch",
+     lambda: _load_result_text(json.dumps(
+         {"config": {}, "results": dict(_GOOD_RESULTS, test_acc=[12.0, 13.0])})),
+     ValueError, r"'results\.test_acc' has 2 entries for num_epochs=1"),
+    ("result-file-string-epochs",
+     lambda: _load_result_text(json.dumps(
+         {"config": {}, "results": dict(_GOOD_RESULTS, num_epochs="1")})),
+     ValueError, r"'results\.num_epochs' must be a non-negative integer, got '1'"),
 ]
 
 
@@ -306,8 +360,58 @@ def test_mistake_gets_a_clear_message(call, exc_type, pattern):
         "".join(traceback.format_tb(info.value.__traceback__)[-2:])
 
 
+# ----------------------------------------------------------------------------------------------
+# The command line: a handful of mistakes, each in its own process (started all at once)
+# ----------------------------------------------------------------------------------------------
+
+#: (id, run-exp arguments after ``-n bad -o OUT``, pattern the stderr message must match)
+CLI_CASES = [
+    ("cli-K-without-values", ["-K"],
+     r"argument --filters-per-layer/-K: expected at least one argument"),
+    ("cli-pool-every-zero", ["-K", "8", "-P", "0"],
+     r"pool_every must be an integer >= 1, got 0"),
+    ("cli-unknown-model-type", ["-M", "vgg"],
+     r"argument --model-type/-M: invalid choice: 'vgg' \(choose from .*cnn.*resnet.*ycn"),
+    ("cli-nan-learning-rate", ["--lr", "nan"],
+     r"lr must be a finite number > 0\.0, got nan"),
+]
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """Start every CLI case as ``python -m hw2.experiments run-exp`` concurrently.
+
+    :return: ``{case id: (exit status, stdout, stderr, output folder)}``.
+    """
+    import hw2
+    env = dict(os.environ, PYTHONPATH=str(Path(hw2.__file__).resolve().parent.parent),
+               MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    procs = {}
+    for case_id, args, _ in CLI_CASES:
+        out = tmp_path_factory.mktemp(case_id) / "results"
+        argv = [sys.executable, "-m", "hw2.experiments", "run-exp", "-n", "bad", "-o", str(out),
+                "--dataset", "synthetic", "--epochs", "1", "--batches", "1", "-q", *args]
+        procs[case_id] = (subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           text=True, env=env), out)
+    results = {}
+    for case_id, (proc, out) in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        results[case_id] = (proc.returncode, stdout, stderr, out)
+    return results
+
+
+@pytest.mark.parametrize("case_id, pattern", [pytest.param(i, p, id=i) for i, _, p in CLI_CASES])
+def test_cli_mistake_exits_2_with_a_clear_message(cli_runs, case_id, pattern):
+    status, stdout, stderr, out = cli_runs[case_id]
+    assert status == USAGE_ERROR == 2, stderr
+    assert re.search(pattern, stderr), f"stderr was: {stderr}"
+    assert "Traceback" not in stdout + stderr
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
 def test_catalogue_has_at_least_40_distinct_mistakes():
-    ids = [case[0] for case in CASES]
+    ids = [case[0] for case in CASES] + [case[0] for case in CLI_CASES]
     assert len(ids) == len(set(ids))
-    assert len({case[3] for case in CASES}) == len(CASES)  # no two rows expect the same text
-    assert len(CASES) >= 40
+    patterns = [case[3] for case in CASES] + [case[2] for case in CLI_CASES]
+    assert len(set(patterns)) == len(patterns)  # no two rows expect the same text
+    assert len(ids) >= 40
