@@ -437,3 +437,16 @@ def test_all_pairs_of_binary_settings_agree_with_probabilities():
         clf = BinaryClassifier(model, positive_class=positive_class, threshold=threshold)
         expected = torch.where(proba[:, positive_class] >= threshold, positive_class, 1 - positive_class)
         assert torch.equal(clf.classify(x), expected.to(torch.int))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tools_accept_cpu_data_for_a_cuda_model():
+    model = mlp64()
+    x, y = _blobs(50)
+    cpu_clf = BinaryClassifier(model)
+    expected = select_roc_thresh(cpu_clf, x.double(), y)
+    cuda_clf = BinaryClassifier(mlp64()).cuda()
+    cuda_clf.load_state_dict(cpu_clf.state_dict())
+    assert select_roc_thresh(cuda_clf, x.double(), y) == pytest.approx(expected, abs=1e-9)
+    _, ax = plot_decision_boundary_2d(cuda_clf, x, y, dx=0.25)
+    assert any(isinstance(c, ContourSet) for c in ax.collections)
