@@ -776,6 +776,17 @@ def _batches_arg(text: str) -> Optional[int]:
 _batches_arg.__name__ = "batch count (a positive integer, or 0/all)"
 
 
+def _patience_arg(text: str) -> Optional[int]:
+    """``--early-stopping``: a positive number of epochs, or 0 to never stop early."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value or None
+
+
+_patience_arg.__name__ = "epoch count (a positive integer, or 0 for no early stopping)"
+
+
 def _model_kw_arg(text: str) -> Tuple[str, object]:
     """``--model-kw KEY=VALUE``: VALUE is parsed as JSON when it can be, else kept as text."""
     key, sep, value = text.partition("=")
@@ -817,8 +828,8 @@ def _add_run_exp_parser(sub) -> None:
     g.add_argument("--batches", type=_batches_arg, default=100,
                    help="batches per epoch, 0 or 'all' for whole epochs (100)")
     g.add_argument("--epochs", type=int, default=100, help="maximal number of epochs (100)")
-    g.add_argument("--early-stopping", type=int, default=3,
-                   help="stop after this many epochs without test-loss improvement (3)")
+    g.add_argument("--early-stopping", type=_patience_arg, default=3,
+                   help="stop after this many epochs without test-loss improvement; 0: never (3)")
     g.add_argument("--checkpoints", default=None, metavar="NAME",
                    help="checkpoint file NAME.pt, saved when test accuracy improves; "
                         "an interrupted run with the same NAME resumes from it")

@@ -44,7 +44,7 @@ import torch
 
 from hw2.datasets import DATASET_NAMES
 from hw2.experiments import (
-    UsageError, cnn_experiment, load_experiment, result_filename,
+    UsageError, _batches_arg, _patience_arg, cnn_experiment, load_experiment, result_filename,
 )
 
 __all__ = [
@@ -144,7 +144,7 @@ class GridRun:
             if key == "batches":
                 argv += [flag, "all" if value is None else str(value)]
             elif key == "early_stopping" and value is None:
-                argv += [flag, str(kw["epochs"])]  # never triggers within the epochs
+                argv += [flag, "0"]  # no early stopping
             elif value is not None:
                 argv += [flag, str(value)]
         return argv
@@ -609,6 +609,14 @@ def add_grid_parsers(sub) -> None:
                        help="data path (tensor)")
         p.add_argument("--quick", action="store_true",
                        help="tiny smoke-test workload (2 epochs of 2 batches)")
+        o = p.add_argument_group("overriding the grid's training settings")
+        o.add_argument("--epochs", type=int, default=None, help="maximal epochs per run")
+        o.add_argument("--batches", type=_batches_arg, default=False,
+                       help="batches per epoch (0 or 'all': whole epochs)")
+        o.add_argument("--bs-train", type=int, default=None, help="train batch size")
+        o.add_argument("--early-stopping", type=_patience_arg, default=False,
+                       help="epochs without test-loss improvement before stopping (0: never)")
+        o.add_argument("--seed", "-s", type=int, default=None, help="random seed")
 
     p = sub.add_parser("grid-run", help="run grids here, sequentially, skipping finished runs")
     common(p)
@@ -645,8 +653,13 @@ def add_grid_parsers(sub) -> None:
 
 
 def _settings_from(args) -> dict:
+    overrides = {key: getattr(args, key) for key in ("epochs", "bs_train", "seed")
+                 if getattr(args, key) is not None}
+    for key in ("batches", "early_stopping"):  # None is a value here (no limit / never)
+        if getattr(args, key) is not False:
+            overrides[key] = getattr(args, key)
     return grid_settings(quick=args.quick, dataset=args.dataset, device=args.device,
-                         loader=args.loader)
+                         loader=args.loader, **overrides)
 
 
 def _cmd_grid_run(args) -> int:

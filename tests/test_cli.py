@@ -87,6 +87,7 @@ def test_user_errors_exit_2_with_one_paragraph_and_no_file(tmp_path, case, args,
     (["run-exp", "-n", "x", "--epochs", "0"], "epochs must be an integer >= 1"),
     (["run-exp", "-n", "x", "--lr", "-1"], "lr must be a finite number > 0.0"),
     (["run-exp", "-n", "x", "--batches", "-3"], "invalid batch count"),
+    (["run-exp", "-n", "x", "--early-stopping", "-1"], "invalid epoch count"),
     (["run-exp", "-n", "x", "--dataset", "imagenet"], "invalid choice"),
     (["run-exp", "-n", "x", "--device", "cuda:9"], "cuda"),
     (["run-exp", "-n", "x", "--model-kw", "dropout"], "KEY=VALUE"),
@@ -145,6 +146,8 @@ def test_defaults_match_cnn_experiment():
             args.compile_model) == (None, None, None, None, False)
     assert build_parser().parse_args(["run-exp", "-n", "x", "--batches", "all"]).batches is None
     assert build_parser().parse_args(["run-exp", "-n", "x", "--no-amp"]).amp is False
+    assert build_parser().parse_args(["run-exp", "-n", "x", "--early-stopping", "0"]
+                                     ).early_stopping is None
 
 
 def test_checkpoints_flag_resumes_a_finished_run_without_training_again(tmp_path):
@@ -182,3 +185,79 @@ def test_grid_show_and_summarize_commands(tmp_path, capsys):
     capsys.readouterr()
     assert main(["grid-show", "exp1_1", "-o", str(tmp_path)]) == 0
     assert "# done: python -m hw2.experiments run-exp -n exp1_1 -K 32 -L 2" in capsys.readouterr().out
+
+
+# -- py-sbatch.sh ------------------------------------------------------------------------------
+
+def _fake_cluster(tmp_path):
+    """A fake ``sbatch`` (records its arguments and the job script) and a fake conda."""
+    bin_dir, conda_home = tmp_path / "bin", tmp_path / "conda"
+    bin_dir.mkdir()
+    (conda_home / "etc" / "profile.d").mkdir(parents=True)
+    (bin_dir / "sbatch").write_text(
+        '#!/bin/bash\nprintf "%s\\n" "$@" > "$FAKE_DIR/sbatch-args"\n'
+        'cat > "$FAKE_DIR/job.sh"\necho "Submitted batch job 4242"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    (conda_home / "etc" / "profile.d" / "conda.sh").write_text(
+        'conda() { echo "conda $*" >> "$FAKE_DIR/conda-calls"; }\n')
+    return bin_dir, conda_home
+
+
+def test_py_sbatch_submits_a_job_that_runs_python_with_the_exact_arguments(tmp_path):
+    bin_dir, conda_home = _fake_cluster(tmp_path)
+    env = dict(os.environ, FAKE_DIR=str(tmp_path), CONDA_HOME=str(conda_home),
+               CONDA_ENV="my env", JOB_NAME="exp1", PARTITION="gpus", TIME_LIMIT="01:00:00",
+               LOG_DIR=str(tmp_path / "logs"),
+               PATH=os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    env.pop("DRY_RUN", None)
+    args = ["-c", "import sys; print(sys.argv[1:])", "two words", "it's", "$HOME", "*"]
+    proc = subprocess.run([str(ROOT / "py-sbatch.sh"), *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Submitted batch job 4242" in proc.stdout
+    sbatch_args = (tmp_path / "sbatch-args").read_text().split("\n")
+    for flag, value in (("--cpus-per-task", "2"), ("--gres", "gpu:1"), ("--job-name", "exp1"),
+                        ("--partition", "gpus"), ("--time", "01:00:00"), ("--nodes", "1")):
+        assert sbatch_args[sbatch_args.index(flag) + 1] == value
+    assert (tmp_path / "logs").is_dir()  # Slurm does not create the log folder itself
+
+    # Run the job script the way Slurm would, with `python` being this interpreter.
+    py_dir = tmp_path / "py"
+    py_dir.mkdir()
+    (py_dir / "python").symlink_to(sys.executable)
+    job_env = dict(env, SLURM_JOB_ID="4242",
+                   PATH=os.pathsep.join([str(py_dir), os.environ["PATH"]]))
+    job = subprocess.run(["bash", str(tmp_path / "job.sh")], capture_output=True, text=True,
+                         env=job_env, cwd="/", timeout=60)
+    assert job.returncode == 0, job.stderr
+    assert "['two words', \"it's\", '$HOME', '*']" in job.stdout
+    assert (tmp_path / "conda-calls").read_text() == "conda activate my env\n"
+    assert "job exp1 (4242) done" in job.stdout
+
+
+def test_py_sbatch_without_arguments_or_sbatch_exits_2(tmp_path):
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    env.pop("DRY_RUN", None)
+    no_args = subprocess.run([str(ROOT / "py-sbatch.sh")], capture_output=True, text=True,
+                             env=env, timeout=30)
+    assert no_args.returncode == 2 and "Usage" in no_args.stdout
+    no_sbatch = subprocess.run([str(ROOT / "py-sbatch.sh"), "-c", "pass"], capture_output=True,
+                               text=True, env=env, cwd=tmp_path, timeout=30)
+    assert no_sbatch.returncode == 2 and "sbatch not found" in no_sbatch.stderr
+    dry = subprocess.run([str(ROOT / "py-sbatch.sh"), "-m", "hw2.experiments", "run-exp"],
+                         capture_output=True, text=True, env=dict(env, DRY_RUN="1"), timeout=30)
+    assert dry.returncode == 0 and dry.stdout.startswith("sbatch --nodes 1 --cpus-per-task 2")
+    assert "python -m hw2.experiments run-exp" in dry.stdout
+
+
+def test_grid_commands_accept_setting_overrides(capsys):
+    assert main(["grid-show", "exp1_3", "--dataset", "digits", "--epochs", "3",
+                 "--batches", "all", "--seed", "1", "--bs-train", "32",
+                 "--early-stopping", "2"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python")]
+    assert len(commands) == 4
+    for flag in ("--epochs 3", "--batches all", "--seed 1", "--bs-train 32",
+                 "--early-stopping 2", "--dataset digits"):
+        assert all(flag in c for c in commands), flag
+    assert main(["grid-show", "exp1_3", "--quick"]) == 0
+    assert "--epochs 2 --early-stopping 0" in capsys.readouterr().out
