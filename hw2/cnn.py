@@ -119,11 +119,12 @@ class CNN(nn.Module):
         self.channels = _check_int_list("channels", channels, allow_empty=False)
         self.pool_every = _check_positive_int("pool_every", pool_every)
         self.hidden_dims = _check_int_list("hidden_dims", hidden_dims, allow_empty=True)
-        self.conv_params = dict(conv_params or DEFAULT_CONV_PARAMS)
+        self.conv_params = _check_params("conv_params", conv_params) or dict(DEFAULT_CONV_PARAMS)
         self.activation_type = activation_type
-        self.activation_params = dict(activation_params or {})
+        self.activation_params = _check_params("activation_params", activation_params)
         self.pooling_type = pooling_type
-        self.pooling_params = dict(pooling_params or DEFAULT_POOLING_PARAMS)
+        self.pooling_params = (_check_params("pooling_params", pooling_params)
+                               or dict(DEFAULT_POOLING_PARAMS))
         # Fail on unknown names before building anything.
         make_activation(self.activation_type, self.activation_params)
         make_pooling(self.pooling_type, self.pooling_params)
@@ -215,8 +216,10 @@ class CNN(nn.Module):
         """
         :param x: A batch of images, ``(N, C_in, H, W)`` with ``(C_in, H, W) == in_size``.
         :return: Raw class scores, ``(N, out_classes)``.
+        :raises TypeError: If ``x`` is not a floating-point tensor.
         :raises ValueError: If ``x`` does not have the configured image size.
         """
+        _check_input_tensor(type(self).__name__, x)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.in_size:
             raise ValueError(
                 f"{type(self).__name__} expects input of shape (N, {', '.join(map(str, self.in_size))}), "
@@ -283,7 +286,13 @@ class ResidualBlock(nn.Module):
         """
         :param x: ``(N, C_in, H, W)``.
         :return: ``(N, C_out, H, W)``.
+        :raises TypeError: If ``x`` is not a floating-point tensor.
+        :raises ValueError: If ``x`` is not a batch of ``C_in``-channel images.
         """
+        _check_input_tensor(type(self).__name__, x)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__} expects input of shape "
+                             f"(N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         return torch.relu(self.main_path(x) + self.shortcut_path(x))
 
 
@@ -653,6 +662,25 @@ def _construct(cls: Type[nn.Module], arg: str, params: dict, **fixed) -> nn.Modu
         return cls(**fixed, **params)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"invalid {arg} {params} for {cls.__name__}: {err}") from None
+
+
+def _check_params(name: str, params) -> dict:
+    """:return: A copy of the keyword-argument dict ``params`` ({} for None), else TypeError."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of keyword arguments or None, got "
+                        f"{type(params).__name__}: {params!r}")
+    return dict(params)
+
+
+def _check_input_tensor(owner: str, x) -> None:
+    """Raise a ``TypeError`` unless ``x`` is a floating-point tensor (a batch of images)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner}: x must be a torch.Tensor of images (N, C, H, W), got "
+                        f"{type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{owner}: x must be a floating-point tensor, got dtype {x.dtype}")
 
 
 def _check_positive_int(name: str, value) -> int:
