@@ -230,6 +230,10 @@ def _as_model_input(classifier: Classifier, x, func: str, in_dim: Optional[int] 
     if x.dim() < 2 or x.shape[0] == 0 or (in_dim is not None and (x.dim() != 2 or x.shape[1] != in_dim)):
         expected = f"(N, {in_dim})" if in_dim is not None else "(N, ...)"
         raise ValueError(f"{func}: x must be a non-empty batch of shape {expected}, got {tuple(x.shape)}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).any(dim=tuple(range(1, x.dim()))).sum())
+        raise ValueError(f"{func}: x must hold finite values, got NaN or infinite entries in "
+                         f"{bad} of its {x.shape[0]} samples")
     if x.is_floating_point() or in_dim is not None:
         dtype = _model_dtype(classifier, default=x.dtype if x.is_floating_point() else torch.float32)
     else:

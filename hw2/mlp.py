@@ -72,9 +72,14 @@ class MLP(nn.Module):
             ``nn.Module``; use ``'none'`` for a layer without one.
         :raises ValueError: If a size is not a positive integer, ``dims`` is empty, the two
             sequences differ in length, or a nonlinearity name is unknown.
+        :raises TypeError: If ``dims`` or ``nonlins`` is not a sequence.
         """
         super().__init__()
         _check_positive_int("in_dim", in_dim)
+        for name, value in (("dims", dims), ("nonlins", nonlins)):
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise TypeError(f"{name} must be a sequence (one entry per layer), got "
+                                f"{type(value).__name__}: {value!r}")
         dims, nonlins = list(dims), list(nonlins)
         if not dims:
             raise ValueError("dims must name at least one layer size, got an empty sequence")
@@ -104,8 +109,14 @@ class MLP(nn.Module):
         """
         :param x: A batch of samples, ``(N, D_in)``.
         :return: The output of the last layer, ``(N, D_out)``.
+        :raises TypeError: If ``x`` is not a floating-point tensor.
         :raises ValueError: If the last dimension of ``x`` is not ``in_dim``.
         """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"MLP: x must be a torch.Tensor of shape (N, {self.in_dim}), got "
+                            f"{type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"MLP: x must be a floating-point tensor, got dtype {x.dtype}")
         if x.dim() < 1 or x.shape[-1] != self.in_dim:
             raise ValueError(
                 f"MLP expects input of shape (N, {self.in_dim}), got {tuple(x.shape)}"
