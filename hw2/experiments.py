@@ -563,15 +563,23 @@ def _resolve_device(device) -> torch.device:
 def _resolve_fast_paths(cfg: dict, dev: torch.device) -> Dict[str, bool]:
     """Which CUDA fast paths are on: requested ones, or all of them by default on CUDA.
 
-    They only exist on CUDA; on another device every one is off whatever was asked.
+    They only exist on CUDA; on another device every one is off whatever was asked. bf16
+    autocast is on by default only on GPUs with bf16 support.
+
+    :raises ExperimentConfigError: If ``amp=True`` on a CUDA GPU without bf16 support.
     """
     cuda = dev.type == "cuda"
 
     def on(flag: str) -> bool:
         return cuda and (cfg[flag] is None or cfg[flag])
 
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    if cuda and cfg["amp"] and not bf16:
+        raise ExperimentConfigError(f"amp=True asks for bf16 autocast, which "
+                                    f"{torch.cuda.get_device_name(dev)} does not support; "
+                                    f"use --no-amp")
     return {
-        "amp_bf16": on("amp"),
+        "amp_bf16": on("amp") and bf16,
         "channels_last": on("channels_last"),
         "cudnn_benchmark": on("cudnn_benchmark"),
         "non_blocking": on("non_blocking") and cfg["loader"] == "torchvision",

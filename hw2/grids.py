@@ -44,7 +44,8 @@ import torch
 
 from hw2.datasets import DATASET_NAMES
 from hw2.experiments import (
-    UsageError, _batches_arg, _patience_arg, cnn_experiment, load_experiment, result_filename,
+    EXPERIMENT_PARAMS, UsageError, _batches_arg, _patience_arg, cnn_experiment, load_experiment,
+    result_filename,
 )
 
 __all__ = [
@@ -559,8 +560,9 @@ def plot_experiments(pattern: str, results_dir: Union[str, Path] = "results",
     common = _common_config([cfg for _, cfg, _ in loaded])
     if verbose:
         pools = {_legend(p, c): c.get("pool_every") for p, c, _ in loaded}
+        shown = [k for k in (*EXPERIMENT_PARAMS, "kw") if k in common and k not in ("out_dir",)]
         print(f"{len(loaded)} run(s); pool_every per run: {pools}")
-        print("common config:", {k: common[k] for k in sorted(common)})
+        print("common config:", {k: common[k] for k in shown})
     return fig, common
 
 

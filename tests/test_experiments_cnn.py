@@ -372,3 +372,35 @@ def test_load_experiment_accepts_the_good_file_and_reports_missing_ones(tmp_path
     assert cfg == {"run_name": "g"} and fit == FitResult(1, [1.0], [50.0], [1.1], [40.0])
     with pytest.raises(FileNotFoundError):
         load_experiment(tmp_path / "missing.json")
+
+
+def _fast_cfg(**flags):
+    cfg = dict(amp=None, channels_last=None, cudnn_benchmark=None, non_blocking=None,
+               compile_model=False, loader="tensor")
+    cfg.update(flags)
+    return cfg
+
+
+@pytest.mark.parametrize("flags, bf16, expected", [
+    ({}, True, dict(amp_bf16=True, channels_last=True, cudnn_benchmark=True, non_blocking=False,
+                    compile=False, tensor_data_on_device=True)),
+    (dict(loader="torchvision"), True,
+     dict(amp_bf16=True, channels_last=True, cudnn_benchmark=True, non_blocking=True,
+          compile=False, tensor_data_on_device=False)),
+    (dict(amp=False, channels_last=False, cudnn_benchmark=False, compile_model=True), True,
+     dict(amp_bf16=False, channels_last=False, cudnn_benchmark=False, non_blocking=False,
+          compile=True, tensor_data_on_device=True)),
+    ({}, False, dict(amp_bf16=False, channels_last=True, cudnn_benchmark=True,
+                     non_blocking=False, compile=False, tensor_data_on_device=True)),
+])
+def test_fast_paths_default_on_for_cuda(monkeypatch, flags, bf16, expected):
+    # Decided from the flags and the device alone, so a pretend CUDA device tests it anywhere.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert experiments._resolve_fast_paths(_fast_cfg(**flags), torch.device("cuda")) == expected
+
+
+def test_requesting_bf16_on_a_gpu_without_it_fails_before_training(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
+    with pytest.raises(ExperimentConfigError, match="Old GPU does not support"):
+        experiments._resolve_fast_paths(_fast_cfg(amp=True), torch.device("cuda"))
