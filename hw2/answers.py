@@ -175,15 +175,148 @@ def part2_dropout_hp():
 
 
 part2_q1 = r"""
-TODO (Part 2)
+All numbers below come from a full run (30 epochs) of this notebook on the **`synthetic`** data
+set, the CIFAR-10-shaped stand-in; we could not run CIFAR-10 here. The model is one hidden layer
+of 400 units trained on 400 samples and evaluated on 800.
+
+**1. No dropout vs. dropout.** Broadly yes, with one caveat.
+
+- *Without dropout* the model memorises its small training set: training accuracy passes 99% by
+  epoch 10 and stays at 100%, and the training loss keeps falling to about 0.03. The test set
+  tells a different story: the mean test loss is lowest around epoch 6 (2.88) and then *rises*
+  to about 3.1-3.4, while the test accuracy creeps up only to about 20%. A gap of 80 points
+  between training and test accuracy, and a test loss that grows while the training loss shrinks,
+  is the textbook picture of overfitting, which is what this setting was designed to produce.
+- *With dropout $p = 0.4$* the training curves are clearly slower and noisier (95% training
+  accuracy after 30 epochs, training loss about 0.3), because every step trains a different
+  random sub-network and no unit can count on specific partners. The test loss stays much lower
+  (about 2.4-2.6 instead of 3.1-3.4), i.e. the model is far less over-confident on samples it has
+  not seen, and the train-test gap shrinks somewhat (74 instead of 80 points).
+- The caveat: the *test accuracy* barely improves (20.6% vs. 19.9% at epoch 30, within the
+  epoch-to-epoch noise of about 1 point). With only 400 training samples of a hard, noisy task
+  the model simply has too little information; dropout can stop it from fitting noise, but it
+  cannot create the missing signal. To see a larger accuracy benefit one would use more training
+  data or a task where the unregularised model reaches a higher test accuracy before it starts
+  to overfit (on the easier `digits` set, in a run with the same settings, all three models
+  reached about 91-92% test accuracy and there was little overfitting to remove).
+
+**2. Low ($p=0.4$) vs. high ($p=0.8$) dropout.** With $p = 0.8$ only about 80 of the 400 hidden
+units survive each step and the kept ones are scaled by 5, so the signal reaching the output
+layer is extremely noisy. The network *underfits*: after 30 epochs its training accuracy is only
+33% and its training loss is still about 1.8. Its test loss is the lowest of the three (about 2.3,
+close to the $\ln 10 \approx 2.30$ of a uniform guess), but only because its predictions are
+barely confident at all, and its test accuracy (about 14%) is the worst. The low-dropout model
+sits in between: enough noise to keep the test loss from growing the way it does without
+dropout, little enough that the model can still learn what the data allows. Dropout is a
+regulariser with a strength knob; too little leaves overfitting, too much turns it into
+underfitting.
 """
 
 part2_q2 = r"""
-TODO (Part 2)
+**Yes.** Accuracy only looks at which class gets the highest score, while the cross-entropy
+loss $-\log p_{y}$ also measures *how much* probability the model puts on the correct class, and
+it is unbounded for confident mistakes. The two can therefore move in opposite directions: in
+the same epoch the model can
+
+- move a few borderline samples just across the decision boundary (each one becomes correct, so
+  the accuracy rises, while its loss changes little), and
+- become much more confident on other samples, including some it gets wrong; a wrong prediction
+  made with high confidence adds a large $-\log p_y$ to the loss.
+
+A small example with four test samples, showing the probability the model gives to the correct
+class:
+
+| | sample 1 | sample 2 | sample 3 | sample 4 | accuracy | mean CE loss |
+|---|---|---|---|---|---|---|
+| epoch $t$ | 0.30 (wrong) | 0.30 (wrong) | 0.70 | 0.70 | 50% | 0.78 |
+| epoch $t+1$ | 0.55 | 0.55 | 0.98 | 0.01 (wrong) | 75% | 1.46 |
+
+(In the "wrong" cells another class gets more probability than the correct one.) The accuracy
+rises from 50% to 75% while the loss almost doubles, driven by the single confident mistake
+$-\ln 0.01 \approx 4.6$.
+
+This happens in practice when a model starts to overfit: its weights grow, its scores become
+more extreme, and the few test samples it gets wrong cost more and more. We saw it in this
+notebook's dropout experiment on the **`synthetic`** data set: without dropout, between epochs 6
+and 14 the mean test loss rose from 2.88 to 3.39 while the test accuracy rose from 16.6% to
+19.0%.
 """
 
 part2_q3 = r"""
-TODO (Part 2)
+**1. Gradient descent vs. back-propagation.** They solve different problems. *Gradient descent*
+is an optimisation algorithm: given the gradient of the loss with respect to the parameters, it
+updates the parameters, $\theta \leftarrow \theta - \eta \nabla_\theta L$, and repeats.
+*Back-propagation* is an algorithm for *computing* that gradient efficiently: it applies the
+chain rule backwards through the computation graph (reverse-mode automatic differentiation),
+each block turning the gradient of its output into the gradients of its inputs and parameters,
+at a cost comparable to one forward pass. They are independent: gradient descent could use
+gradients from another source (an analytic formula, finite differences, forward-mode
+differentiation), and back-propagated gradients can feed other optimisers (momentum, RMSProp,
+Adam) or other uses (e.g. the gradient of a prediction with respect to the input image).
+
+**2. GD vs. SGD.** Write the training loss as an average over the $N$ samples,
+$L(\theta) = \frac{1}{N}\sum_{i=1}^N \ell_i(\theta)$.
+
+- *Gradient used.* GD computes the exact gradient $\nabla L$ over the whole training set at every
+  step. SGD uses the gradient over a random mini-batch $B$,
+  $g_B = \frac{1}{|B|}\sum_{i \in B}\nabla \ell_i$ (in its original form $|B| = 1$). $g_B$ is an
+  *unbiased* estimate of $\nabla L$ ($\mathbb{E}[g_B] = \nabla L$) whose variance shrinks like
+  $1/|B|$.
+- *Cost per step and number of steps.* A GD step costs a full pass over the data; SGD takes
+  $N/|B|$ steps in the same time, one epoch.
+- *Trajectory.* With a small enough learning rate GD decreases the training loss at every step
+  and moves smoothly and deterministically to a nearby stationary point. SGD's loss curve is
+  noisy and not monotone; to converge exactly it needs a decreasing learning rate (otherwise it
+  keeps jittering around a minimum within a region whose size grows with $\eta$ and the gradient
+  noise).
+- *Where it ends up.* GD can stall on plateaus and near saddle points, where the gradient is
+  small. SGD's noise helps it escape saddle points and sharp, narrow minima, and tends to lead
+  to flatter minima, which often generalise better.
+- *Memory and data.* GD needs the whole data set for every step (or a full pass before each
+  update); SGD needs one batch at a time and also works on streaming data and with random data
+  augmentation, where a "full gradient" is not even defined.
+
+**3. Why SGD dominates in deep learning.**
+
+- *Scale.* Data sets have $10^5$-$10^9$ samples and models have millions of parameters; a single
+  exact gradient is expensive and its activations do not fit in memory, while a mini-batch
+  does, and fits GPU parallelism well.
+- *Redundancy.* Many samples carry similar information, so a batch of a few hundred samples
+  already estimates the gradient well. Spending $N/|B|$ times more computation on one exact step
+  improves its direction only a little, whereas SGD makes $N/|B|$ useful steps for the same cost:
+  much faster progress per second of compute.
+- *Better optima.* The non-convex loss surfaces of deep networks have saddle points and many
+  minima; gradient noise helps escape saddles and acts as an implicit regulariser that favours
+  flat minima, which usually generalise better.
+- *Flexibility.* It works online, with augmentation that creates new samples every epoch, and
+  with data sets that grow over time.
+
+**4.A. Is the friend's scheme equivalent to GD?** Yes, up to a constant factor that depends on
+how the batch losses are normalised. Differentiation is linear, so the gradient of a sum of
+losses is the sum of their gradients. Split the data into disjoint batches $B_1, \dots, B_k$.
+If each batch loss is the *sum* of its per-sample losses, then
+$$
+\nabla_\theta \sum_{j=1}^k \sum_{i \in B_j} \ell_i(\theta)
+= \sum_{i=1}^N \nabla_\theta \ell_i(\theta) = N\,\nabla_\theta L(\theta),
+$$
+exactly the GD gradient times $N$. If each batch loss is the usual batch *mean* and all batches
+have the same size $b = N/k$, then
+$\sum_j \frac{1}{b}\sum_{i\in B_j}\ell_i = \frac{N}{b}L = kL$, so the gradient is $k\,\nabla L$:
+the right direction, and the factor $k$ can be folded into the learning rate (or the sum divided
+by $k$). With unequal batch sizes each batch mean must be weighted by $|B_j|/N$ to get $\nabla L$
+exactly. The parameters do not change between the forward passes, so every term is evaluated at
+the same $\theta$, as in GD. (Layers that behave differently per batch, such as batch
+normalisation, which uses batch statistics, would break the exact equivalence.)
+
+**4.B. Why the out-of-memory error?** To run a backward pass, autograd keeps the *computation
+graph* of the forward pass together with every intermediate tensor the backward needs (the
+activations of every layer, dropout masks, and so on). Because the backward pass is postponed
+until all batches are done, the graph and saved activations of *every* batch stay alive:
+memory grows linearly with the number of batches processed. Each batch alone fits, but their
+accumulated graphs eventually do not. The fix follows from 4.A: call `backward()` on each
+batch's loss right after its forward pass and let the gradients *accumulate* in the parameters'
+`.grad` (this is gradient accumulation). The graph of each batch is freed right after its
+backward pass, so memory stays that of one batch, and the summed gradient is the same.
 """
 
 # ==============================================================================
