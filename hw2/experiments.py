@@ -720,7 +720,7 @@ def load_experiment(filename: str) -> Tuple[dict, FitResult]:
     :raises FileNotFoundError: If the file does not exist.
     :raises ValueError: Naming the file, when it is truncated, not JSON, or not shaped like a
         result file (``config`` dict, ``results`` with every :class:`FitResult` field, one
-        accuracy per epoch, numbers only).
+        accuracy per epoch, numbers only, accuracies in [0, 100]).
     """
     path = os.fspath(filename)
     with open(path, encoding="utf-8") as f:
@@ -760,6 +760,10 @@ def _result_file_problem(data) -> Optional[str]:
     for key in ("train_acc", "test_acc"):
         if len(res[key]) != n:
             return f"'results.{key}' has {len(res[key])} entries for num_epochs={n}"
+        bad = [(i, v) for i, v in enumerate(res[key]) if not 0 <= v <= 100]  # NaN included
+        if bad:
+            return (f"'results.{key}' must hold percentages in [0, 100], got {bad[0][1]!r} at "
+                    f"index {bad[0][0]}")
     return None
 
 

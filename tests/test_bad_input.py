@@ -353,6 +353,10 @@ CASES = [
      lambda: _load_result_text(json.dumps(
          {"config": {}, "results": dict(_GOOD_RESULTS, test_acc=[12.0, 13.0])})),
      ValueError, r"'results\.test_acc' has 2 entries for num_epochs=1"),
+    ("result-file-nan-accuracy",
+     lambda: _load_result_text(json.dumps(
+         {"config": {}, "results": dict(_GOOD_RESULTS, test_acc=[float("nan")])})),
+     ValueError, r"'results\.test_acc' must hold percentages in \[0, 100\], got nan at index 0"),
     ("result-file-string-epochs",
      lambda: _load_result_text(json.dumps(
          {"config": {}, "results": dict(_GOOD_RESULTS, num_epochs="1")})),
