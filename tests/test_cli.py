@@ -150,6 +150,7 @@ def test_defaults_match_cnn_experiment():
                                      ).early_stopping is None
 
 
+@pytest.mark.slow
 def test_checkpoints_flag_resumes_a_finished_run_without_training_again(tmp_path):
     common = ["run-exp", "-n", "ck", "-K", 4, "-L", 1, "-P", 1, "-s", 0, "-o", tmp_path,
               "--checkpoints", tmp_path / "ck", *TINY_FLAGS]
