@@ -15,13 +15,20 @@ Subclasses implement the model-specific single-batch level:
 * :class:`ClassifierTrainer` trains ``torch.nn.Module`` classifiers with autograd and any
   optimizer offering ``zero_grad()``/``step()``.
 
-A training loss that becomes NaN or infinite raises :class:`FloatingPointError` naming the
-epoch and batch, instead of silently training on garbage.
+A training loss that becomes NaN or infinite raises :class:`TrainingDiverged` (a
+``FloatingPointError``) naming the epoch and batch, instead of silently training on garbage;
+raised by :meth:`Trainer.fit`, it also carries the epochs completed before the divergence.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)``: only tensors and plain Python
+values are ever unpickled, so a checkpoint file cannot run code. A file that holds anything
+else, a truncated file, or a checkpoint of another architecture is refused with a
+``ValueError`` naming the file.
 """
 import abc
 import dataclasses
 import math
 import os
+import pickle
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +41,7 @@ from tqdm.auto import tqdm
 
 from cs236781.train_results import BatchResult, EpochResult, FitResult
 
-__all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
 
 #: Marks files written by :meth:`Trainer.save_checkpoint` (and their layout version).
 CHECKPOINT_FORMAT = "hw2.training.checkpoint/1"
@@ -53,6 +60,22 @@ def _check_int(name: str, value, minimum: int, allow_none: bool = False) -> Opti
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite.
+
+    epoch: 1-based epoch of :meth:`Trainer.fit` (None outside fit).
+    batch: 1-based batch of that epoch.
+    loss: the offending loss value.
+    fit_result: set by :meth:`Trainer.fit`: the :class:`FitResult` of the epochs completed
+        before the divergence (possibly none).
+    """
+
+    def __init__(self, message: str, epoch: Optional[int], batch: int, loss: float):
+        super().__init__(message)
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+        self.fit_result: Optional[FitResult] = None
 
 
 def _check_epoch_kwargs(kw: Dict[str, Any], where: str) -> None:
@@ -157,13 +180,16 @@ class Trainer(abc.ABC):
             progress bars on/off in every epoch).
         :return: A FitResult object containing train and test losses per batch and
             accuracies per epoch.
-        :raises FloatingPointError: The training loss became NaN or infinite.
-        :raises ValueError: The checkpoint file belongs to a different model.
+        :raises TrainingDiverged: The training loss became NaN or infinite (a
+            ``FloatingPointError``; its ``fit_result`` holds the epochs completed before).
+        :raises ValueError: The checkpoint file is unreadable, holds more than tensors and
+            plain values, or belongs to a different model.
         """
         num_epochs = _check_int("num_epochs", num_epochs, minimum=0)
         early_stopping = _check_int("early_stopping", early_stopping, minimum=1, allow_none=True)
         print_every = _check_int("print_every", print_every, minimum=0)
         _check_epoch_kwargs(kw, "fit")
+        _check_int("max_batches", kw.get("max_batches"), minimum=1, allow_none=True)
         checkpoint_file = self._checkpoint_path(checkpoints) if checkpoints is not None else None
 
         state = _FitState()
@@ -183,6 +209,9 @@ class Trainer(abc.ABC):
             try:
                 train_result = self.train_epoch(dl_train, **epoch_kw)
                 test_result = self.test_epoch(dl_test, **epoch_kw)
+            except TrainingDiverged as err:
+                err.fit_result = state.fit_result()
+                raise
             finally:
                 self._epoch = None
 
@@ -248,8 +277,7 @@ class Trainer(abc.ABC):
 
     def _resume(self, path: Path) -> _FitState:
         """Load a checkpoint written by :meth:`fit` into the model (and optimizer)."""
-        map_location = self.device if self.device is not None else "cpu"
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = self._load_checkpoint_file(path)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a checkpoint written by hw2.training.Trainer")
         if payload.get("fit_state") is None:
@@ -258,6 +286,28 @@ class Trainer(abc.ABC):
         self._load_model_state(payload["model_state"], path, payload.get("model_class"))
         self._load_optimizer_state(payload.get("optimizer_state"), path)
         return _FitState(**payload["fit_state"])
+
+    def _load_checkpoint_file(self, path: Path):
+        """``torch.load`` a checkpoint safely: tensors and plain Python values only.
+
+        :raises ValueError: The file holds other objects (they are never unpickled), or it is
+            truncated or not a torch file.
+        """
+        map_location = self.device if self.device is not None else "cpu"
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            detail = next((line.strip() for line in str(err).splitlines()
+                           if "GLOBAL" in line or "Unsupported" in line), "")
+            raise ValueError(
+                f"checkpoint {path} was refused: it holds objects other than tensors and plain "
+                f"Python values, and checkpoints are only read with torch.load(weights_only=True)"
+                f"{' (' + detail + ')' if detail else ''}. Delete it or choose another "
+                f"checkpoints name.") from None
+        except (RuntimeError, EOFError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"checkpoint {path} is unreadable (truncated or not a torch "
+                             f"checkpoint): {first}") from None
 
     def _model_state(self):
         """The model's weights as saved in a checkpoint (``nn.Module``: its state_dict)."""
@@ -311,7 +361,7 @@ class Trainer(abc.ABC):
         :param dl_train: DataLoader for the training set.
         :param kw: Keyword args supported by _foreach_batch.
         :return: An EpochResult for the epoch.
-        :raises FloatingPointError: A batch's training loss is NaN or infinite.
+        :raises TrainingDiverged: A batch's training loss is NaN or infinite.
         """
         _check_epoch_kwargs(kw, "train_epoch")
         self._set_training(True)
@@ -346,7 +396,7 @@ class Trainer(abc.ABC):
         :param check_finite: Raise when a batch loss is NaN or infinite.
         :return: The per-batch losses and the accuracy in percent
             (100 * correct samples / samples seen).
-        :raises FloatingPointError: ``check_finite`` and a loss is not finite.
+        :raises TrainingDiverged: ``check_finite`` and a loss is not finite.
         :raises ValueError: The loader yielded no batches.
         """
         if not isinstance(verbose, bool):
@@ -364,16 +414,18 @@ class Trainer(abc.ABC):
                 loss = float(result.loss)
                 if check_finite and not math.isfinite(loss):
                     where = f"epoch {self._epoch}, " if self._epoch is not None else ""
-                    raise FloatingPointError(
+                    raise TrainingDiverged(
                         f"{name}: the training loss is {loss} at {where}batch {batch_idx + 1}; "
-                        f"training diverged (try a smaller learning rate or weight scale)")
+                        f"training diverged (try a smaller learning rate or weight scale)",
+                        epoch=self._epoch, batch=batch_idx + 1, loss=loss)
                 losses.append(loss)
                 num_correct += int(result.num_correct)
                 num_samples += self._batch_size(batch)
                 bar.set_description(f"{name} ({loss:.3f})")
                 bar.update()
             if not losses:
-                raise ValueError(f"{name}: the data loader yielded no batches")
+                raise ValueError(f"{name}: the data loader yielded no batches (expected at "
+                                 f"least one batch; is the data set empty?)")
             avg_loss = sum(losses) / len(losses)
             accuracy = 100.0 * num_correct / num_samples
             bar.set_description(f"{name} (Avg. Loss {avg_loss:.3f}, Accuracy {accuracy:.1f})")
