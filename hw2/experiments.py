@@ -39,14 +39,14 @@ from hw2.datasets import (
 )
 from hw2.mlp import MLP
 from hw2.tensor_data import TensorLoader, dataset_tensors
-from hw2.training import ClassifierTrainer
+from hw2.training import ClassifierTrainer, TrainingDiverged
 
 __all__ = [
     "MLP_EXPERIMENT_HP", "mlp_experiment",
     "MODEL_TYPES", "LOADERS", "EXPERIMENT_PARAMS", "ExperimentConfigError", "ExperimentRun",
     "UsageError", "expand_channels", "result_filename", "cnn_experiment", "rerun_config",
     "to_jsonable", "save_experiment", "atomic_write_text", "load_experiment", "build_parser",
-    "main",
+    "main", "USAGE_ERROR", "DIVERGED",
 ]
 
 # ==============================================================================================
@@ -258,6 +258,11 @@ def cnn_experiment(
     list, the data set, the device, the torch version, the wall time and the fast paths that
     were on. It is written atomically (temporary file, then rename).
 
+    A run whose training loss becomes NaN or infinite stops there and is recorded as diverged:
+    ``config["diverged"]`` is ``{"epoch", "batch", "loss", "message"}`` (None for a normal
+    run) and ``results`` holds only the epochs completed before the divergence, so no
+    accuracy of a broken model is ever written. A warning goes to stderr.
+
     :param run_name: Name of the run; the result file name starts with it.
     :param out_dir: Folder of the result file (created when missing).
     :param seed: Seed of the weights, the batch order and augmentation; None draws one.
@@ -335,12 +340,20 @@ def cnn_experiment(
     cfg["resumed_from_epoch"] = _check_checkpoint(trainer, cfg["checkpoints"])
 
     started = time.perf_counter()
+    cfg["diverged"] = None
     with _cudnn_benchmark(fast["cudnn_benchmark"]):
-        fit_res = trainer.fit(dl_train, dl_test, num_epochs=cfg["epochs"],
-                              checkpoints=cfg["checkpoints"],
-                              early_stopping=cfg["early_stopping"],
-                              print_every=1 if verbose else 0, max_batches=cfg["batches"],
-                              verbose=verbose)
+        try:
+            fit_res = trainer.fit(dl_train, dl_test, num_epochs=cfg["epochs"],
+                                  checkpoints=cfg["checkpoints"],
+                                  early_stopping=cfg["early_stopping"],
+                                  print_every=1 if verbose else 0, max_batches=cfg["batches"],
+                                  verbose=verbose)
+        except TrainingDiverged as err:
+            fit_res = err.fit_result
+            cfg["diverged"] = dict(epoch=err.epoch, batch=err.batch, loss=str(err.loss),
+                                   message=str(err))
+            print(f"WARNING: {cfg['run_name']}: {err}; only the {fit_res.num_epochs} epoch(s) "
+                  f"before it are recorded", file=sys.stderr)
     cfg["wall_time_s"] = round(time.perf_counter() - started, 3)
     cfg["fast_paths"] = fast
     path = save_experiment(cfg["run_name"], cfg["out_dir"], cfg, fit_res)
@@ -772,6 +785,8 @@ def _result_file_problem(data) -> Optional[str]:
 #: Exit status of every failure the user can fix (bad flags, impossible configurations,
 #: missing data), as argparse uses for bad flags.
 USAGE_ERROR = 2
+#: Exit status of ``run-exp`` when training diverged (the result file records it).
+DIVERGED = 3
 _PROG = "python -m hw2.experiments"
 
 
@@ -891,6 +906,13 @@ def _cmd_run_exp(args) -> int:
         channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
         non_blocking=args.non_blocking, compile_model=args.compile_model,
         verbose=not args.quiet, **kw)
+    diverged = run.config.get("diverged")
+    if diverged:
+        print(f"{_PROG} run-exp: {os.path.basename(run.path)}: training diverged at epoch "
+              f"{diverged['epoch']} (loss {diverged['loss']} at batch {diverged['batch']}); the "
+              f"result file records it with the {run.result.num_epochs} epoch(s) before",
+              file=sys.stderr)
+        return DIVERGED
     best = max(run.result.test_acc) if run.result.test_acc else float("nan")
     print(f"{os.path.basename(run.path)}: {run.result.num_epochs} epoch(s), best test accuracy "
           f"{best:.1f}%, {run.config['wall_time_s']:.1f}s")
