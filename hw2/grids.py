@@ -405,7 +405,11 @@ def _make_executor(cluster, log_dir, partition, timeout_min, gpus, cpus, array_p
 # -- summaries and plots ---------------------------------------------------------------------
 
 class SummaryRow(NamedTuple):
-    """One line of :func:`summarize`'s table."""
+    """One line of :func:`summarize`'s table.
+
+    ``diverged_epoch`` is the epoch whose training loss became NaN/inf (None for a normal
+    run); the table then shows ``diverged@N`` instead of an accuracy.
+    """
 
     run: str
     model: str
@@ -416,6 +420,7 @@ class SummaryRow(NamedTuple):
     wall_time_s: Optional[float]
     dataset: str
     path: str
+    diverged_epoch: Optional[int] = None
 
 
 def _result_files(results_dir: Union[str, Path], pattern: str) -> List[str]:
@@ -458,7 +463,8 @@ def summarize(results_dir: Union[str, Path] = "results", plots_dir: Optional[Uni
               pattern: str = "*.json", file=None) -> List[SummaryRow]:
     """Print a table of the result files in a folder and optionally plot every grid.
 
-    Columns: run, model, K, L, epochs run, best test accuracy, wall time, data set. With
+    Columns: run, model, K, L, epochs run, best test accuracy (``diverged@N`` for a run whose
+    training diverged in epoch N), wall time, data set. With
     ``plots_dir``, the curves of all runs sharing a ``run_name`` go into one figure
     (:func:`plot_experiments`), saved as ``{plots_dir}/{run_name}.png``.
 
@@ -484,6 +490,7 @@ def summarize(results_dir: Union[str, Path] = "results", plots_dir: Optional[Uni
 
 def _summary_row(path: str, cfg: dict, fit) -> SummaryRow:
     wall = cfg.get("wall_time_s")
+    diverged = cfg.get("diverged")
     return SummaryRow(
         run=os.path.basename(path)[:-len(".json")],
         model=str(cfg.get("model_type", "?")),
@@ -494,6 +501,7 @@ def _summary_row(path: str, cfg: dict, fit) -> SummaryRow:
         wall_time_s=float(wall) if isinstance(wall, (int, float)) else None,
         dataset=str(cfg.get("dataset", "?")),
         path=path,
+        diverged_epoch=diverged.get("epoch") if isinstance(diverged, dict) else None,
     )
 
 
@@ -507,10 +515,17 @@ def _format_seconds(seconds: Optional[float]) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _accuracy_cell(row: SummaryRow) -> str:
+    """The best test accuracy, or ``diverged@N`` for a run whose training diverged."""
+    if row.diverged_epoch is not None:
+        return f"diverged@{row.diverged_epoch}"
+    return f"{row.best_test_acc:.1f}%"
+
+
 def format_table(rows: Sequence[SummaryRow]) -> str:
     """The summary table as text (one header line, one line per row)."""
     header = ("run", "model", "K", "L", "epochs", "best test acc", "wall time", "dataset")
-    lines = [(r.run, r.model, r.K, str(r.L), str(r.epochs), f"{r.best_test_acc:.1f}%",
+    lines = [(r.run, r.model, r.K, str(r.L), str(r.epochs), _accuracy_cell(r),
               _format_seconds(r.wall_time_s), r.dataset) for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     right = {3, 4, 5, 6}
