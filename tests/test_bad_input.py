@@ -30,7 +30,7 @@ from hw2.experiments import ExperimentConfigError, USAGE_ERROR, cnn_experiment, 
 from hw2.grad_compare import compare_layer_to_torch
 from hw2.mlp import MLP
 from hw2.tensor_data import TensorLoader
-from hw2.training import ClassifierTrainer, LayerTrainer
+from hw2.training import ClassifierTrainer, LayerTrainer, TrainingDiverged
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = (str(ROOT / "hw2"), str(ROOT / "cs236781"))
@@ -292,11 +292,12 @@ CASES = [
      TypeError, r"fit: unexpected keyword argument\(s\) batch_limit; supported: verbose, max_batches"),
     ("fit-empty-loader",
      lambda: _layer_trainer().fit([], [], num_epochs=1, print_every=0),
-     ValueError, r"train_batch: the data loader yielded no batches"),
+     ValueError, r"train_batch: the data loader yielded no batches \(expected at least one "
+                 r"batch"),
     ("fit-nan-training-loss",
      lambda: _layer_trainer(_nan_linear()).fit(_flat_batches(), _flat_batches(), num_epochs=2,
                                                 print_every=0),
-     FloatingPointError, r"training loss is nan at epoch 1, batch 1; training diverged"),
+     TrainingDiverged, r"training loss is nan at epoch 1, batch 1; training diverged"),
     ("classifier-trainer-given-a-layer",
      lambda: ClassifierTrainer(layers.Linear(4, 2), nn.CrossEntropyLoss(), None),
      TypeError, r"model must be a torch\.nn\.Module, got Linear"),

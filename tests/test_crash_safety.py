@@ -14,6 +14,7 @@ The grid runner is also checked to skip only *complete* result files: a truncate
 trained again and replaced.
 """
 import json
+import math
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ import torch
 import hw2
 from hw2 import experiments, grids
 from hw2.experiments import cnn_experiment, load_experiment, result_filename
+from hw2.training import ClassifierTrainer, TrainingDiverged
 
 #: The folder holding the ``hw2`` package under test, for the child processes' PYTHONPATH.
 PACKAGE_ROOT = Path(hw2.__file__).resolve().parent.parent
@@ -162,3 +164,185 @@ def test_grid_runs_skip_only_complete_result_files(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.glob("*.json")) == \
         sorted([complete.name, truncated.name, missing.name])
     assert not [f for f in _files(tmp_path) if f.endswith((".tmp", ".pt"))]
+
+
+# ----------------------------------------------------------------------------------------------
+# Untrusted files: checkpoints are never unpickled, foreign ones are refused clearly
+# ----------------------------------------------------------------------------------------------
+
+class _Payload:
+    """Unpickling this object would run ``os.mkdir(marker)``: the code an attacker would ship."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def _tiny_trainer():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    return ClassifierTrainer(model, torch.nn.CrossEntropyLoss(),
+                             torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def _batches():
+    gen = torch.Generator().manual_seed(0)
+    return [(torch.randn(6, 4, generator=gen), torch.randint(0, 3, (6,), generator=gen))] * 2
+
+
+def test_checkpoints_are_loaded_with_weights_only(tmp_path, monkeypatch):
+    trainer = _tiny_trainer()
+    trainer.fit(_batches(), _batches(), num_epochs=1, checkpoints=str(tmp_path / "ck"),
+                print_every=0)
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    _tiny_trainer().fit(_batches(), _batches(), num_epochs=2, checkpoints=str(tmp_path / "ck"),
+                        print_every=0)
+    assert calls and all(flag is True for flag in calls)
+
+
+def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({"format": "hw2.training.checkpoint/1", "model_state": _Payload(marker)},
+               tmp_path / "evil.pt")
+    trainer = _tiny_trainer()
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    with pytest.raises(ValueError, match=r"checkpoint .*evil\.pt was refused: it holds objects "
+                                         r"other than tensors and plain Python values"):
+        trainer.fit(_batches(), _batches(), num_epochs=1, checkpoints=str(tmp_path / "evil"),
+                    print_every=0)
+    assert not marker.exists()
+    for p, q in zip(trainer.model.parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_a_truncated_checkpoint_is_reported_as_unreadable(tmp_path):
+    trainer = _tiny_trainer()
+    trainer.save_checkpoint(str(tmp_path / "whole.pt"))
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"checkpoint .*cut\.pt is unreadable \(truncated or "
+                                         r"not a torch checkpoint\)"):
+        trainer.fit(_batches(), _batches(), num_epochs=1, checkpoints=str(tmp_path / "cut"),
+                    print_every=0)
+
+
+RUN_EXP_TINY = ["-L", "1", "-P", "1", "-H", "8", "-s", "0", "--dataset", "digits",
+                "--epochs", "1", "--batches", "2", "--bs-train", "16", "--bs-test", "32", "-q"]
+
+
+def test_run_exp_refuses_a_checkpoint_of_another_architecture(tmp_path, capsys):
+    checkpoint = str(tmp_path / "ck")
+    assert experiments.main(["run-exp", "-n", "a", "-K", "4", "-o", str(tmp_path / "a"),
+                             "--checkpoints", checkpoint, *RUN_EXP_TINY]) == 0
+    capsys.readouterr()
+    status = experiments.main(["run-exp", "-n", "b", "-K", "6", "-o", str(tmp_path / "b"),
+                               "--checkpoints", checkpoint, *RUN_EXP_TINY])
+    err = capsys.readouterr().err
+    print(err)
+    assert status == experiments.USAGE_ERROR
+    assert re.search(r"cannot resume from checkpoint .*ck\.pt: checkpoint .* was saved from a "
+                     r"different architecture .*has shape \(4, 1, 3, 3\) in the checkpoint but "
+                     r"\(6, 1, 3, 3\) in the model", err)
+    assert "Traceback" not in err
+    assert _files(tmp_path / "b") == []
+
+
+def test_run_exp_refuses_a_checkpoint_carrying_code(tmp_path, capsys):
+    marker = tmp_path / "code-ran"
+    torch.save({"format": "hw2.training.checkpoint/1", "fit_state": _Payload(marker)},
+               tmp_path / "evil.pt")
+    status = experiments.main(["run-exp", "-n", "e", "-K", "4", "-o", str(tmp_path / "out"),
+                               "--checkpoints", str(tmp_path / "evil"), *RUN_EXP_TINY])
+    err = capsys.readouterr().err
+    print(err)
+    assert status == experiments.USAGE_ERROR
+    assert "was refused: it holds objects other than tensors" in err
+    assert "Traceback" not in err
+    assert not marker.exists()
+    assert _files(tmp_path / "out") == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Divergence: reported, recorded, never hidden behind meaningless accuracies
+# ----------------------------------------------------------------------------------------------
+
+class _NaNFromCall:
+    """A loss that turns NaN from its ``n``-th training call on (test calls are unaffected)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls, self.inner = n, 0, torch.nn.CrossEntropyLoss()
+
+    def __call__(self, scores, y):
+        loss = self.inner(scores, y)
+        if torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls >= self.n:
+                return loss * float("nan")
+        return loss
+
+
+def test_trainer_stops_on_a_nan_loss_and_keeps_the_finished_epochs():
+    trainer = _tiny_trainer()
+    trainer.loss_fn = _NaNFromCall(4)  # batches 1-2 of epoch 1, 1 of epoch 2, then NaN
+    with pytest.raises(TrainingDiverged, match=r"training loss is nan at epoch 2, batch 2") as info:
+        trainer.fit(_batches(), _batches(), num_epochs=3, print_every=0)
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert (err.epoch, err.batch, math.isnan(err.loss)) == (2, 2, True)
+    assert err.fit_result.num_epochs == 1 and len(err.fit_result.train_loss) == 2
+    assert all(math.isfinite(v) for v in err.fit_result.train_loss + err.fit_result.test_loss)
+
+
+def test_run_exp_records_a_real_divergence_and_exits_non_zero(tmp_path, capsys):
+    """A learning rate of 1e30 blows the weights up within the first batches."""
+    out = tmp_path / "out"
+    status = experiments.main(["run-exp", "-n", "boom", "-K", "4", "-o", str(out),
+                               "--lr", "1e30", *RUN_EXP_TINY])
+    err = capsys.readouterr().err
+    print(err)
+    assert status == experiments.DIVERGED != 0
+    assert "Traceback" not in err
+    assert re.search(r"boom_L1_K4\.json: training diverged at epoch 1 \(loss (nan|inf) at "
+                     r"batch \d+\)", err)
+    cfg, fit = load_experiment(out / "boom_L1_K4.json")
+    assert cfg["diverged"]["epoch"] == 1 and cfg["diverged"]["loss"] in ("nan", "inf", "-inf")
+    assert fit.num_epochs == 0 and fit.test_acc == [] and fit.train_loss == []
+    assert grids.is_complete(out / "boom_L1_K4.json")  # a grid does not retry it forever
+    rows = grids.summarize(out)
+    table = capsys.readouterr().out
+    print(table)
+    assert rows[0].diverged_epoch == 1 and "diverged@1" in table and "nan%" not in table
+
+
+def test_run_exp_divergence_in_a_later_epoch_keeps_the_earlier_epochs(tmp_path, capsys,
+                                                                       monkeypatch):
+    real_train_batch = experiments._ExperimentTrainer.train_batch
+    calls = {"n": 0}
+
+    def nan_from_epoch_2(self, batch):
+        result = real_train_batch(self, batch)
+        calls["n"] += 1
+        return result._replace(loss=float("inf")) if calls["n"] > 2 else result
+
+    monkeypatch.setattr(experiments._ExperimentTrainer, "train_batch", nan_from_epoch_2)
+    out = tmp_path / "out"
+    status = experiments.main(["run-exp", "-n", "late", "-K", "4", "-o", str(out),
+                               *RUN_EXP_TINY, "--epochs", "3"])
+    err = capsys.readouterr().err
+    print(err)
+    assert status == experiments.DIVERGED
+    cfg, fit = load_experiment(out / "late_L1_K4.json")
+    assert cfg["diverged"] == {"epoch": 2, "batch": 1, "loss": "inf",
+                               "message": cfg["diverged"]["message"]}
+    assert "training loss is inf at epoch 2, batch 1" in cfg["diverged"]["message"]
+    assert fit.num_epochs == 1 and len(fit.train_loss) == 2 and len(fit.test_acc) == 1
+    assert all(math.isfinite(v) for v in fit.train_loss + fit.test_loss + fit.test_acc)
