@@ -270,6 +270,8 @@ class Trainer(abc.ABC):
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
