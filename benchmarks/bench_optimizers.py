@@ -16,6 +16,8 @@ from hw2.optimizers import Adam, MomentumSGD, RMSProp, VanillaSGD
 
 # name: (ours, our kwargs, torch class, torch kwargs); eps tiny so that RMSProp's two eps
 # placements do the same arithmetic amount of work on comparable numbers.
+GOAL = 1.10
+
 RULES = {
     "sgd": (VanillaSGD, dict(learn_rate=1e-3, reg=1e-4), torch.optim.SGD,
             dict(lr=1e-3, weight_decay=1e-4)),
@@ -64,6 +66,23 @@ def time_interleaved(optimizers, device: torch.device, repeats: int, warmup: int
             sync()
             best[k] = min(best[k], time.perf_counter() - start)
     return [1e3 * t for t in best]
+
+
+def run(repeats: int = 20, device=None):
+    """Table rows for ``python -m benchmarks``: median step time, ours vs ``torch.optim``'s default."""
+    from benchmarks.timing import Row, interleaved_medians
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rows = []
+    for name, (ours_cls, ours_kw, torch_cls, torch_kw) in RULES.items():
+        ours = ours_cls(resnet_parameters(device), **ours_kw)
+        theirs = torch_cls(resnet_parameters(device), **torch_kw)
+        t_ours, t_torch = interleaved_medians([ours.step, theirs.step], repeats=repeats,
+                                              warmup=2, device=device)
+        rows.append(Row(f"{ours_cls.__name__}({name}).step vs torch.optim, ResNet-18",
+                        1e3 * t_ours, 1e3 * t_torch, "ms/step", f"<= {GOAL}",
+                        t_ours / t_torch <= GOAL))
+    return rows
 
 
 def main(argv=None) -> None:
