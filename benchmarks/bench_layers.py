@@ -40,9 +40,13 @@ def run(repeats: int = 30):
         ours.backward(loss_fn.backward())
         return None
 
+    # Our backward always returns dL/dx; ask autograd for it too so both do the same work.
+    x_torch = x.clone().requires_grad_(True)
+
     def step_torch():
         theirs.zero_grad(set_to_none=False)
-        torch.nn.functional.cross_entropy(theirs(x), y).backward()
+        x_torch.grad = None
+        torch.nn.functional.cross_entropy(theirs(x_torch), y).backward()
 
     _check_same_gradients(ours, theirs, step_ours, step_torch)
     t_ours, t_torch = interleaved_medians([step_ours, step_torch], repeats=repeats, warmup=3)
