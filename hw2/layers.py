@@ -280,6 +280,8 @@ class Linear(Layer):
         if x.dtype != self.w.dtype:
             raise TypeError(f"{self!r}: expected input of dtype {self.w.dtype}, got {x.dtype}")
         self.grad_cache["x"] = x
+        if x.dim() == 2:
+            return torch.addmm(self.b, x, self.w.T)  # one fused kernel for x W^T + b
         return x @ self.w.T + self.b
 
     def backward(self, dout: Tensor) -> Tensor:
@@ -291,7 +293,7 @@ class Linear(Layer):
         x = self._cached("x")
         self._check_dout(dout, _shape(x)[:-1] + (self.out_features,))
         dout2d = dout.reshape(-1, self.out_features)
-        self.dw += dout2d.T @ x.reshape(-1, self.in_features)
+        self.dw.addmm_(dout2d.T, x.reshape(-1, self.in_features))  # dw += dout^T X, fused
         self.db += dout2d.sum(dim=0)
         return dout @ self.w
 
