@@ -138,9 +138,11 @@ class LeakyReLU(_Elementwise):
         :return: ``max(alpha * x, x)``, same shape as ``x``.
         """
         _check_tensor("x", x)
+        # ====== YOUR CODE: ======
         positive = x > 0
         self.grad_cache["positive"] = positive
         return torch.where(positive, x, self.alpha * x)
+        # ====== END YOUR CODE ======
 
     def backward(self, dout: Tensor) -> Tensor:
         """
@@ -149,7 +151,9 @@ class LeakyReLU(_Elementwise):
         """
         positive = self._cached("positive")
         self._check_dout(dout, positive.shape)
+        # ====== YOUR CODE: ======
         return torch.where(positive, dout, self.alpha * dout)
+        # ====== END YOUR CODE ======
 
     def __repr__(self):
         return f"LeakyReLU(alpha={self.alpha})"
@@ -178,9 +182,11 @@ class Sigmoid(_Elementwise):
         :return: ``sigmoid(x)``, same shape as ``x``.
         """
         _check_tensor("x", x)
+        # ====== YOUR CODE: ======
         out = torch.sigmoid(x)
         self.grad_cache["out"] = out
         return out
+        # ====== END YOUR CODE ======
 
     def backward(self, dout: Tensor) -> Tensor:
         """
@@ -189,8 +195,10 @@ class Sigmoid(_Elementwise):
         """
         out = self._cached("out")
         self._check_dout(dout, out.shape)
+        # ====== YOUR CODE: ======
         # Multiplied in the same order as autograd's kernel, so float32 results agree bitwise.
         return dout * (1.0 - out) * out
+        # ====== END YOUR CODE ======
 
 
 class TanH(_Elementwise):
@@ -205,9 +213,11 @@ class TanH(_Elementwise):
         :return: ``tanh(x)``, same shape as ``x``.
         """
         _check_tensor("x", x)
+        # ====== YOUR CODE: ======
         out = torch.tanh(x)
         self.grad_cache["out"] = out
         return out
+        # ====== END YOUR CODE ======
 
     def backward(self, dout: Tensor) -> Tensor:
         """
@@ -216,8 +226,10 @@ class TanH(_Elementwise):
         """
         out = self._cached("out")
         self._check_dout(dout, out.shape)
+        # ====== YOUR CODE: ======
         # 1 - t^2 as one fused multiply-add (a single rounding), like autograd's own kernel.
         return dout * torch.addcmul(torch.ones_like(out), out, out, value=-1.0)
+        # ====== END YOUR CODE ======
 
 
 class Linear(Layer):
@@ -279,10 +291,12 @@ class Linear(Layer):
             )
         if x.dtype != self.w.dtype:
             raise TypeError(f"{self!r}: expected input of dtype {self.w.dtype}, got {x.dtype}")
+        # ====== YOUR CODE: ======
         self.grad_cache["x"] = x
         if x.dim() == 2:
             return torch.addmm(self.b, x, self.w.T)  # one fused kernel for x W^T + b
         return x @ self.w.T + self.b
+        # ====== END YOUR CODE ======
 
     def backward(self, dout: Tensor) -> Tensor:
         """
@@ -292,10 +306,12 @@ class Linear(Layer):
         """
         x = self._cached("x")
         self._check_dout(dout, _shape(x)[:-1] + (self.out_features,))
+        # ====== YOUR CODE: ======
         dout2d = dout.reshape(-1, self.out_features)
         self.dw.addmm_(dout2d.T, x.reshape(-1, self.in_features))  # dw += dout^T X, fused
         self.db += dout2d.sum(dim=0)
         return dout @ self.w
+        # ====== END YOUR CODE ======
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
@@ -328,6 +344,7 @@ class CrossEntropyLoss(Layer):
             raise ValueError(f"CrossEntropyLoss: expected a non-empty batch of scores (N >= 1, "
                              f"C >= 1), got shape {_shape(x)}")
         self._check_labels(y, n, c)
+        # ====== YOUR CODE: ======
         y = y.long()
         shifted = x - x.max(dim=1, keepdim=True).values  # largest entry of each row is 0
         log_norm = torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
@@ -335,6 +352,7 @@ class CrossEntropyLoss(Layer):
         self.grad_cache["probs"] = torch.exp(log_probs)
         self.grad_cache["y"] = y
         return -log_probs.gather(1, y.reshape(n, 1)).mean()
+        # ====== END YOUR CODE ======
 
     @staticmethod
     def _check_labels(y, n: int, c: int) -> None:
@@ -359,11 +377,13 @@ class CrossEntropyLoss(Layer):
         :return: dx (N, C) ``= dout * (softmax(x) - onehot(y)) / N``.
         """
         probs = self._cached("probs")
+        # ====== YOUR CODE: ======
         y = self.grad_cache["y"]
         n = probs.shape[0]
         dx = probs.clone()
         dx[torch.arange(n), y] -= 1.0
         return dx * (_as_scalar(dout, probs) / n)
+        # ====== END YOUR CODE ======
 
 
 class BCEWithLogitsLoss(Layer):
@@ -457,6 +477,7 @@ class Dropout(Layer):
         :return: same shape; the dropped-and-rescaled input in training mode, else ``x``.
         """
         _check_tensor("x", x)
+        # ====== YOUR CODE: ======
         if self.training_mode and self.p > 0:
             keep = torch.rand_like(x) >= self.p
             scale = keep.to(x.dtype) / (1.0 - self.p)  # (same shape as x): 0 or 1/(1-p)
@@ -465,6 +486,7 @@ class Dropout(Layer):
         self.grad_cache["scale"] = scale
         self.grad_cache["shape"] = _shape(x)
         return x if scale is None else x * scale
+        # ====== END YOUR CODE ======
 
     def backward(self, dout: Tensor) -> Tensor:
         """
@@ -473,7 +495,9 @@ class Dropout(Layer):
         """
         scale = self._cached("scale")
         self._check_dout(dout, self.grad_cache["shape"])
+        # ====== YOUR CODE: ======
         return dout if scale is None else dout * scale
+        # ====== END YOUR CODE ======
 
     def __repr__(self):
         return f"Dropout(p={self.p})"
@@ -499,18 +523,22 @@ class Sequential(Layer):
         :param kw: Passed to every layer (e.g. ``y=labels`` for a loss at the end).
         :return: The last layer's output.
         """
+        # ====== YOUR CODE: ======
         for layer in self.layers:
             x = layer(x, **kw)
         return x
+        # ====== END YOUR CODE ======
 
     def backward(self, dout):
         """
         :param dout: Gradient w.r.t. the last layer's output.
         :return: Gradient w.r.t. the first layer's input.
         """
+        # ====== YOUR CODE: ======
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
+        # ====== END YOUR CODE ======
 
     def params(self) -> ParamList:
         return [pair for layer in self.layers for pair in layer.params()]
@@ -570,6 +598,7 @@ class MLP(Layer):
             raise TypeError(f"hidden_features must be a sequence of ints (e.g. [100, 50] or ()), "
                             f"got {type(hidden_features).__name__} ({hidden_features!r})")
         hidden_features = list(hidden_features)
+        # ====== YOUR CODE: ======
         layers = []
         widths = [in_features] + hidden_features
         for d_in, d_out in zip(widths[:-1], widths[1:]):
@@ -577,6 +606,7 @@ class MLP(Layer):
             if dropout > 0:
                 layers.append(Dropout(dropout))
         layers.append(Linear(widths[-1], num_classes, **kw))
+        # ====== END YOUR CODE ======
         self.in_features = in_features
         self.num_classes = num_classes
         self.sequence = Sequential(*layers)
