@@ -81,9 +81,11 @@ def sgd_update(params: List[Tensor], grads: List[Tensor], *, learn_rate: float, 
     :param params: Parameters ``θ_i``, updated in place.
     :param grads: Gradients ``g_i`` with the shapes of ``params``.
     """
+    # ====== YOUR CODE: ======
     if reg != 0:
         torch._foreach_mul_(params, 1 - learn_rate * reg)
     torch._foreach_add_(params, grads, alpha=-learn_rate)
+    # ====== END YOUR CODE ======
 
 
 def momentum_update(params: List[Tensor], grads: List[Tensor], velocities: List[Tensor], *,
@@ -99,6 +101,7 @@ def momentum_update(params: List[Tensor], grads: List[Tensor], velocities: List[
     :param velocities: Velocity buffers ``v_i`` (zeros at first), shapes of ``params``,
         updated in place.
     """
+    # ====== YOUR CODE: ======
     torch._foreach_mul_(velocities, momentum)
     torch._foreach_add_(velocities, grads, alpha=-learn_rate)
     if reg != 0:
@@ -110,6 +113,7 @@ def momentum_update(params: List[Tensor], grads: List[Tensor], velocities: List[
         torch._foreach_mul_(params, 1 - learn_rate * reg)
     torch._foreach_add_(params, velocities, alpha=momentum)
     torch._foreach_add_(params, grads, alpha=-learn_rate)
+    # ====== END YOUR CODE ======
 
 
 def rmsprop_update(params: List[Tensor], grads: List[Tensor], square_avgs: List[Tensor], *,
@@ -121,12 +125,14 @@ def rmsprop_update(params: List[Tensor], grads: List[Tensor], square_avgs: List[
     :param square_avgs: Moving averages ``r_i`` of the squared gradient (zeros at first),
         updated in place.
     """
+    # ====== YOUR CODE: ======
     grads = _regularised(params, grads, reg)
     torch._foreach_mul_(square_avgs, decay)
     torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - decay)
     denoms = torch._foreach_add(square_avgs, eps)
     torch._foreach_sqrt_(denoms)
     torch._foreach_addcdiv_(params, grads, denoms, value=-learn_rate)
+    # ====== END YOUR CODE ======
 
 
 def adam_update(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor],
@@ -143,6 +149,7 @@ def adam_update(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     :param exp_avg_sqs: Second moments ``s_i`` (zeros at first), updated in place.
     :param steps: Step number ``t_i >= 1`` of each parameter, counting this step.
     """
+    # ====== YOUR CODE: ======
     grads = _regularised(params, grads, reg)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
@@ -153,6 +160,7 @@ def adam_update(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     torch._foreach_div_(denoms, sqrt_corrections)
     torch._foreach_add_(denoms, eps)
     torch._foreach_addcdiv_(params, exp_avgs, denoms, step_sizes)
+    # ====== END YOUR CODE ======
 
 
 # ----------------------------------------------------------------------------------------------
