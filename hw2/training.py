@@ -500,18 +500,22 @@ class LayerTrainer(Trainer):
 
     def train_batch(self, batch) -> BatchResult:
         X, y = self._flatten(batch)
+        # ====== YOUR CODE: ======
         scores = self.model(X)
         loss = self.loss_fn(scores, y)
         self.optimizer.zero_grad()
         self.model.backward(self.loss_fn.backward())
         self.optimizer.step()
         return BatchResult(float(loss), self._num_correct(scores, y))
+        # ====== END YOUR CODE ======
 
     def test_batch(self, batch) -> BatchResult:
         X, y = self._flatten(batch)
+        # ====== YOUR CODE: ======
         scores = self.model(X)
         loss = self.loss_fn(scores, y)
         return BatchResult(float(loss), self._num_correct(scores, y))
+        # ====== END YOUR CODE ======
 
     @staticmethod
     def _flatten(batch):
@@ -575,19 +579,23 @@ class ClassifierTrainer(Trainer):
 
     def train_batch(self, batch) -> BatchResult:
         X, y = self._to_device(batch)
+        # ====== YOUR CODE: ======
         self.optimizer.zero_grad()
         scores = self.model(X)
         loss = self.loss_fn(scores, y)
         loss.backward()
         self.optimizer.step()
         return BatchResult(loss.item(), self._num_correct(scores.detach(), y))
+        # ====== END YOUR CODE ======
 
     def test_batch(self, batch) -> BatchResult:
         X, y = self._to_device(batch)
+        # ====== YOUR CODE: ======
         with torch.no_grad():
             scores = self.model(X)
             loss = self.loss_fn(scores, y)
             return BatchResult(loss.item(), self._num_correct(scores, y))
+        # ====== END YOUR CODE ======
 
     def _to_device(self, batch):
         X, y = batch
