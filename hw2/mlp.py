@@ -90,6 +90,10 @@ class MLP(nn.Module):
                 f"dims and nonlins must have the same length, got {len(dims)} dims {dims} "
                 f"and {len(nonlins)} nonlins"
             )
+        for nonlin in nonlins:  # validate up front; valid entries are built in _make_layers
+            if not isinstance(nonlin, (nn.Module, str)) or (
+                    isinstance(nonlin, str) and nonlin.lower() not in NONLINEARITIES):
+                make_nonlinearity(nonlin)  # raises the TypeError / ValueError
         self.in_dim = int(in_dim)
         self.out_dim = int(dims[-1])
         self.seq = nn.Sequential(*self._make_layers(dims, nonlins))
@@ -98,12 +102,14 @@ class MLP(nn.Module):
         """
         :return: The list ``[Linear, act, Linear, act, ...]`` in construction order.
         """
+        # ====== YOUR CODE: ======
         layers, prev = [], self.in_dim
         for dim, nonlin in zip(dims, nonlins):
             layers.append(nn.Linear(prev, int(dim)))
             layers.append(make_nonlinearity(nonlin))
             prev = int(dim)
         return layers
+        # ====== END YOUR CODE ======
 
     def forward(self, x: Tensor) -> Tensor:
         """
