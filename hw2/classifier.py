@@ -87,7 +87,9 @@ class Classifier(nn.Module, ABC):
         :return: ``(N, C)`` probabilities; every row sums to 1.
         """
         self._check_scores(z, source="z")
+        # ====== YOUR CODE: ======
         return self.softmax(z)
+        # ====== END YOUR CODE ======
 
     def classify(self, x: Tensor) -> Tensor:
         """Predicted labels of a batch of samples.
@@ -103,7 +105,9 @@ class Classifier(nn.Module, ABC):
         :param z: Raw scores ``(N, C)``.
         :return: ``(N,)`` labels of dtype ``torch.int``.
         """
+        # ====== YOUR CODE: ======
         return self._to_labels(self.predict_proba_scores(z))
+        # ====== END YOUR CODE ======
 
     def _to_labels(self, y_proba: Tensor) -> Tensor:
         """Apply the decision rule and normalise the result to ``(N,)`` of ``torch.int``."""
@@ -175,16 +179,20 @@ class BinaryClassifier(Classifier):
         self._threshold = float(value)
 
     def _classify(self, y_proba: Tensor) -> Tensor:
+        # ====== YOUR CODE: ======
         is_positive = y_proba[:, self.positive_class] >= self._threshold
         negative_class = 1 - self.positive_class
         return torch.where(is_positive, self.positive_class, negative_class)
+        # ====== END YOUR CODE ======
 
 
 class ArgMaxClassifier(Classifier):
     """Multi-class classifier that predicts the class of highest probability."""
 
     def _classify(self, y_proba: Tensor) -> Tensor:
+        # ====== YOUR CODE: ======
         return torch.argmax(y_proba, dim=1)
+        # ====== END YOUR CODE ======
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,12 +356,14 @@ def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax
         raise ValueError(f"{func}: classifier must output 2 class scores, got {y_proba.shape[1]}")
     pos_proba = y_proba[:, positive_class].to(torch.float64).numpy()
 
+    # ====== YOUR CODE: ======
     fpr, tpr, thresholds = roc_curve(y, pos_proba, pos_label=positive_class, drop_intermediate=False)
     finite = np.isfinite(thresholds)  # sklearn's first threshold is +inf (predict nothing positive)
     fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
     distances = np.hypot(fpr, 1.0 - tpr)
     best = int(np.argmin(distances))
     selected = float(thresholds[best])
+    # ====== END YOUR CODE ======
 
     if plot:
         _plot_roc(fpr, tpr, best, selected, ax)
