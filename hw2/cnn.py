@@ -138,6 +138,7 @@ class CNN(nn.Module):
         :return: ``Conv -> Act`` for every entry of ``channels``, with a pooling layer after
             every ``pool_every`` convolutions.
         """
+        # ====== YOUR CODE: ======
         layers: List[nn.Module] = []
         in_channels = self.in_size[0]
         for i, out_channels in enumerate(self.channels):
@@ -147,15 +148,18 @@ class CNN(nn.Module):
                 layers.append(self._make_pooling())
             in_channels = out_channels
         return nn.Sequential(*layers)
+        # ====== END YOUR CODE ======
 
     def _make_mlp(self) -> MLP:
         """
         :return: The classifier head: one hidden layer per ``hidden_dims`` entry with this
             network's activation, then a linear output layer.
         """
+        # ====== YOUR CODE: ======
         nonlins = [self._make_activation() for _ in self.hidden_dims] + ["none"]
         dims = [*self.hidden_dims, self.out_classes]
         return MLP(in_dim=self._n_features(), dims=dims, nonlins=nonlins)
+        # ====== END YOUR CODE ======
 
     def _make_conv(self, in_channels: int, out_channels: int) -> nn.Conv2d:
         """:return: A convolution configured by ``conv_params``."""
@@ -272,6 +276,7 @@ class ResidualBlock(nn.Module):
         make_activation(activation_type, activation_params)
         self.in_channels, self.out_channels = int(in_channels), channels[-1]
 
+        # ====== YOUR CODE: ======
         self.main_path = nn.Sequential(*_residual_main_path(
             in_channels, channels, kernel_sizes, batchnorm, dropout,
             activation_type, activation_params, conv_kwargs,
@@ -281,6 +286,7 @@ class ResidualBlock(nn.Module):
         else:
             shortcut = nn.Conv2d(self.in_channels, self.out_channels, kernel_size=1, bias=False)
         self.shortcut_path = nn.Sequential(shortcut)
+        # ====== END YOUR CODE ======
 
     def forward(self, x: Tensor) -> Tensor:
         """
@@ -408,12 +414,14 @@ class ResNet(CNN):
                 f"be a bottleneck block (it needs >= 3 convolutions and equal input and output "
                 f"channels); groups as (in_channels, channels): {groups}"
             )
+        # ====== YOUR CODE: ======
         layers: List[nn.Module] = []
         for in_channels, group in groups:
             layers.append(self._make_block(in_channels, group, kernel_size))
             if len(group) == self.pool_every:
                 layers.append(self._make_pooling())
         return nn.Sequential(*layers)
+        # ====== END YOUR CODE ======
 
     def _make_block(self, in_channels: int, group: List[int], kernel_size: int) -> ResidualBlock:
         """:return: The residual (or bottleneck) block for one group of convolutions."""
@@ -553,6 +561,7 @@ class YourCNN(CNN):
     def _make_feature_extractor(self) -> nn.Sequential:
         """:return: Stem, residual stages with pooling between them, and the pooled head."""
         kernel_size = _residual_kernel_size(type(self).__name__, self.conv_params)
+        # ====== YOUR CODE: ======
         c0 = self.channels[0]
         layers: List[nn.Module] = [
             nn.Conv2d(self.in_size[0], c0, kernel_size, padding=kernel_size // 2, bias=False)
@@ -578,6 +587,7 @@ class YourCNN(CNN):
             nn.AdaptiveAvgPool2d(1), nn.Dropout(self.dropout),
         ]
         return nn.Sequential(*layers)
+        # ====== END YOUR CODE ======
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -585,6 +595,7 @@ class YourCNN(CNN):
 def _residual_main_path(in_channels, channels, kernel_sizes, batchnorm, dropout,
                         activation_type, activation_params, conv_kwargs) -> List[nn.Module]:
     """:return: The layers of a residual block's main path, in construction order."""
+    # ====== YOUR CODE: ======
     layers: List[nn.Module] = []
     prev = in_channels
     last = len(channels) - 1
@@ -598,6 +609,7 @@ def _residual_main_path(in_channels, channels, kernel_sizes, batchnorm, dropout,
             layers.append(make_activation(activation_type, activation_params))
         prev = out
     return layers
+    # ====== END YOUR CODE ======
 
 
 def _pooled_size(pool: nn.Module, size: Sequence[int]) -> Tuple[int, int]:
