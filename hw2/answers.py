@@ -146,12 +146,14 @@ def part2_overfit_hp(dataset=None):
     :param dataset: Data set name; default ``$HW2_DATASET``, else ``'cifar10'``.
     :return: dict with ``wstd`` (init std of every Linear), ``lr`` and ``reg``.
     """
+    # ====== YOUR CODE: ======
     from hw2.datasets import default_dataset_name
 
     hp = dict(wstd=0.1, lr=0.05, reg=0.001)
     if (dataset or default_dataset_name()) == "digits":
         hp.update(wstd=0.2, lr=0.1)
     return hp
+    # ====== END YOUR CODE ======
 
 
 def part2_optim_hp():
@@ -160,7 +162,9 @@ def part2_optim_hp():
     :return: dict with ``wstd``, ``reg`` and one learning rate per optimizer:
         ``lr_vanilla``, ``lr_momentum``, ``lr_rmsprop``.
     """
+    # ====== YOUR CODE: ======
     return dict(wstd=0.1, reg=0.001, lr_vanilla=0.05, lr_momentum=0.005, lr_rmsprop=0.0002)
+    # ====== END YOUR CODE ======
 
 
 def part2_dropout_hp():
@@ -171,7 +175,9 @@ def part2_dropout_hp():
 
     :return: dict with ``wstd`` and ``lr``.
     """
+    # ====== YOUR CODE: ======
     return dict(wstd=0.1, lr=0.001)
+    # ====== END YOUR CODE ======
 
 
 part2_q1 = r"""
@@ -331,7 +337,9 @@ def part3_arch_hp():
         ``activation`` (hidden nonlinearity) and ``out_activation`` (applied to the 2 output
         scores; ``'none'`` because the classifier applies its own softmax).
     """
+    # ====== YOUR CODE: ======
     return dict(n_layers=3, hidden_dims=32, activation="tanh", out_activation="none")
+    # ====== END YOUR CODE ======
 
 
 def part3_optim_hp():
@@ -340,9 +348,11 @@ def part3_optim_hp():
     :return: dict with ``loss_fn`` (popped by the notebook) and the SGD keyword arguments
         ``lr``, ``weight_decay`` and ``momentum``.
     """
+    # ====== YOUR CODE: ======
     import torch.nn as nn
 
     return dict(loss_fn=nn.CrossEntropyLoss(), lr=0.02, weight_decay=1e-4, momentum=0.9)
+    # ====== END YOUR CODE ======
 
 
 part3_q1 = r"""
@@ -498,9 +508,11 @@ def part4_optim_hp():
     :return: dict with ``loss_fn`` (popped by the notebook) and the SGD keyword arguments
         ``lr``, ``weight_decay`` and ``momentum``.
     """
+    # ====== YOUR CODE: ======
     import torch.nn as nn
 
     return dict(loss_fn=nn.CrossEntropyLoss(), lr=0.01, weight_decay=1e-4, momentum=0.9)
+    # ====== END YOUR CODE ======
 
 
 part4_q1 = r"""
