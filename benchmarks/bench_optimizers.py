@@ -1,17 +1,17 @@
 """Time ``step()`` of the from-scratch optimizers against their ``torch.optim`` twins.
 
 The parameter list is a real ResNet's (torchvision's ResNet-18: 62 tensors, 11.7M values)
-with random gradients. For each rule it prints the best time per step of ours, of
+with random gradients. For each rule it prints the median time per step of ours, of
 ``torch.optim`` with its default implementation for the device, and of ``torch.optim`` with
 ``foreach=True``, and the ratio ours / torch (below 1.10 means "within 10%").
 
 Run: ``python -m benchmarks.bench_optimizers [--device cuda] [--repeats 30]``.
 """
 import argparse
-import time
 
 import torch
 
+from benchmarks.timing import Row, interleaved_medians
 from hw2.optimizers import Adam, MomentumSGD, RMSProp, VanillaSGD
 
 # name: (ours, our kwargs, torch class, torch kwargs); eps tiny so that RMSProp's two eps
@@ -44,34 +44,8 @@ def resnet_parameters(device: torch.device):
     return params
 
 
-def time_interleaved(optimizers, device: torch.device, repeats: int, warmup: int = 2):
-    """Best wall time of one ``step()`` of each optimizer, in milliseconds.
-
-    The optimizers take turns step by step, so background load on a shared machine hits
-    all of them alike; the minimum over rounds is the least noisy estimate of the cost.
-    """
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        for opt in optimizers:
-            opt.step()
-    best = [float("inf")] * len(optimizers)
-    for _ in range(repeats):
-        for k, opt in enumerate(optimizers):
-            sync()
-            start = time.perf_counter()
-            opt.step()
-            sync()
-            best[k] = min(best[k], time.perf_counter() - start)
-    return [1e3 * t for t in best]
-
-
 def run(repeats: int = 20, device=None):
     """Table rows for ``python -m benchmarks``: median step time, ours vs ``torch.optim``'s default."""
-    from benchmarks.timing import Row, interleaved_medians
-
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     for name, (ours_cls, ours_kw, torch_cls, torch_kw) in RULES.items():
@@ -93,14 +67,15 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     count = sum(p.numel() for p in resnet_parameters(device))
     print(f"optimizer step() on ResNet-18 parameters ({count:,} values), device={device}, "
-          f"torch {torch.__version__}, best of {args.repeats} interleaved rounds")
+          f"torch {torch.__version__}, median of {args.repeats} interleaved rounds")
     print(f"{'rule':<10}{'ours ms':>10}{'torch ms':>10}{'foreach ms':>12}"
           f"{'ours/torch':>12}{'ours/foreach':>14}")
     for name, (ours_cls, ours_kw, torch_cls, torch_kw) in RULES.items():
         contenders = [ours_cls(resnet_parameters(device), **ours_kw),
                       torch_cls(resnet_parameters(device), **torch_kw),
                       torch_cls(resnet_parameters(device), foreach=True, **torch_kw)]
-        ours, default, foreach = time_interleaved(contenders, device, args.repeats)
+        ours, default, foreach = (1e3 * t for t in interleaved_medians(
+            [opt.step for opt in contenders], repeats=args.repeats, warmup=2, device=device))
         print(f"{name:<10}{ours:>10.2f}{default:>10.2f}{foreach:>12.2f}"
               f"{ours / default:>12.2f}{ours / foreach:>14.2f}")
 
