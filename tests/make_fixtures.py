@@ -3,26 +3,40 @@
 This script never imports ``hw2``. Every expected value is computed here with plain torch:
 the optimizer step by hand, and each Part 4 network layer by layer from ``torch.nn``,
 following the module trees the course notebook prints. The tests compare the package against
-these values, and they import the builders below to rebuild the references at run time.
+these files, and they import the builders below to rebuild the references at run time.
 
-Protocol for the network fixtures (as in the notebook): ``torch.manual_seed(42)``, build the
-network, ``torch.manual_seed(42)``, feed ``torch.ones(1, C, H, W)``.
+Protocol for the network fixtures (the notebook's): ``torch.manual_seed(42)``, build the
+network, ``torch.manual_seed(42)``, feed ``torch.ones(1, C, H, W)``, in **training mode**,
+the mode a freshly built module is in and the one the course's cells use. For the residual
+blocks and ResNets that means Dropout2d is active (its channel masks come from the seeded
+generator) and BatchNorm normalises with the statistics of the batch.
 
-* ``expected_conv_out_0{0,1,2}.pt``: the plain CNNs, which hold no random layers.
+* ``expected_conv_out_0{0,1,2}.pt``: the plain CNNs (no random layers: one mode only).
 * ``expected_resblock_out.pt``, ``expected_resblock_bn_out.pt``,
-  ``expected_resnet_out_0{0,1}.pt``: these networks contain ``Dropout2d``, and in training
-  mode its mask depends on the CPU and the torch build (the Bernoulli sampler differs), so a
-  training-mode tensor saved here need not be reproducible elsewhere. These files therefore
-  hold the output in **eval mode** (dropout off, batch norm on its running statistics), which
-  is the same on every platform. Training-mode behaviour is checked by the tests against a
-  reference rebuilt with :func:`build` on the machine running them.
+  ``expected_resnet_out_0{0,1}.pt``: training mode, as the notebook checks them.
+* ``expected_*_eval.pt`` beside those four: the same networks in eval mode (dropout off,
+  BatchNorm on its initial running statistics).
+* ``expected_vsgd.pt``: one VanillaSGD step.
+
+Dropout2d's masks depend on the torch release (the Bernoulli sampler has changed between
+releases), so the training-mode files hold for the release they were made with. That release,
+the seed, every shape and mode, and a SHA-256 of every file are written to
+``tests/assets/MANIFEST.json``; the tests read it to tell "another torch" from "wrong code".
 
 Run it from the repository root::
 
-    python tests/make_fixtures.py
+    python tests/make_fixtures.py           # write every file and the manifest
+    python tests/make_fixtures.py --check   # compare the saved files with a fresh build
 """
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
 from pathlib import Path
-from typing import Callable, Dict, NamedTuple, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -194,12 +208,12 @@ def resnet_01() -> nn.Module:
 
 
 class Reference(NamedTuple):
-    """A reference network: its builder, the input it is fed, and whether the saved
-    fixture is taken in eval mode (networks with Dropout2d, see the module docstring)."""
+    """A reference network: its builder, the input it is fed, and whether it holds layers
+    whose training-mode output depends on the random generator (Dropout2d)."""
 
     builder: Callable[[], nn.Module]
     input_shape: Tuple[int, ...]
-    eval_fixture: bool
+    random_in_training: bool
 
 
 REFERENCES: Dict[str, Reference] = {
@@ -211,6 +225,27 @@ REFERENCES: Dict[str, Reference] = {
     "resnet_out_00": Reference(resnet_00, (1, 3, 100, 100), True),
     "resnet_out_01": Reference(resnet_01, (1, 3, 100, 100), True),
 }
+
+MANIFEST = "MANIFEST.json"
+
+
+class Fixture(NamedTuple):
+    """One saved file: which reference, in which mode (``'train'``, ``'eval'``, or ``None``
+    for the optimizer step)."""
+
+    filename: str
+    reference: Optional[str]
+    mode: Optional[str]
+
+
+def fixtures() -> List[Fixture]:
+    """Every file this script writes, in a fixed order."""
+    found = [Fixture("expected_vsgd.pt", None, None)]
+    for name, reference in REFERENCES.items():
+        found.append(Fixture(f"expected_{name}.pt", name, "train"))
+        if reference.random_in_training:
+            found.append(Fixture(f"expected_{name}_eval.pt", name, "eval"))
+    return found
 
 
 def build(name: str) -> nn.Module:
@@ -229,7 +264,7 @@ def run(net: nn.Module, name: str, training: bool) -> Tensor:
 
     :param net: A network built for reference ``name`` (ours or the package's).
     :param name: A key of :data:`REFERENCES`.
-    :param training: Run in training mode (dropout active) or eval mode.
+    :param training: Run in training mode (dropout active, batch statistics) or eval mode.
     :return: The output tensor.
     """
     net.train(training)
@@ -237,22 +272,115 @@ def run(net: nn.Module, name: str, training: bool) -> Tensor:
     return net(torch.ones(REFERENCES[name].input_shape))
 
 
-def expected_output(name: str) -> Tensor:
-    """:return: The tensor saved as ``expected_{name}.pt``."""
-    reference = REFERENCES[name]
-    return run(build(name), name, training=not reference.eval_fixture)
+def compute(fixture: Fixture) -> Tensor:
+    """:return: The tensor that belongs in ``fixture.filename``, computed now."""
+    if fixture.reference is None:
+        return expected_vsgd()
+    return run(build(fixture.reference), fixture.reference, training=fixture.mode == "train")
 
 
-def main() -> None:
-    """Compute every fixture and save it under ``tests/assets/``."""
-    ASSETS.mkdir(parents=True, exist_ok=True)
-    fixtures = {"expected_vsgd.pt": expected_vsgd()}
-    for name in REFERENCES:
-        fixtures[f"expected_{name}.pt"] = expected_output(name)
-    for filename, tensor in fixtures.items():
-        torch.save(tensor, ASSETS / filename)
-        print(f"wrote {ASSETS / filename}  shape={tuple(tensor.shape)}")
+def torch_release(version: Optional[str] = None) -> str:
+    """The release part of a torch version string: ``'2.14.1+cu130'`` -> ``'2.14.1'``."""
+    return (version or torch.__version__).split("+")[0]
+
+
+def sha256(path: Path) -> str:
+    """:return: The hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_manifest(assets: Path = ASSETS) -> dict:
+    """:return: The parsed ``MANIFEST.json`` of ``assets``."""
+    with open(assets / MANIFEST, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def manifest_entry(fixture: Fixture, tensor: Tensor, path: Path) -> dict:
+    """The manifest's record of one written file."""
+    entry = {"shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", ""),
+             "mode": fixture.mode, "seed": SEED, "sha256": sha256(path)}
+    if fixture.reference is None:
+        entry["made_by"] = ("manual_seed(42); p = randn(500, 10); dp = 2 * randn(500, 10); "
+                            "p - 0.5 * (dp + 0.1 * p)")
+    else:
+        entry["network"] = REFERENCES[fixture.reference].builder.__name__
+        entry["input"] = f"ones{tuple(REFERENCES[fixture.reference].input_shape)}"
+        entry["random_in_training"] = REFERENCES[fixture.reference].random_in_training
+    return entry
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _compact_lists(text: str) -> str:
+    """Put JSON lists of numbers (the shapes) on one line."""
+    return re.sub(r"\[\s*([-\d.,\s]+?)\s*\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+
+
+def write_all(assets: Path = ASSETS) -> dict:
+    """Compute every fixture, save it under ``assets`` and write the manifest.
+
+    :return: The manifest written.
+    """
+    assets.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for fixture in fixtures():
+        tensor = compute(fixture).contiguous()
+        path = assets / fixture.filename
+        _atomic_write(path, lambda tmp: torch.save(tensor, tmp))
+        files[fixture.filename] = manifest_entry(fixture, tensor, path)
+        print(f"wrote {path}  shape={tuple(tensor.shape)}  mode={fixture.mode}")
+    manifest = {
+        "generator": "tests/make_fixtures.py",
+        "torch": torch.__version__,
+        "torch_release": torch_release(),
+        "seed": SEED,
+        "protocol": ("manual_seed(seed); build the network; manual_seed(seed); "
+                     "net(torch.ones(input)) under no_grad, on the CPU"),
+        "files": files,
+    }
+    text = _compact_lists(json.dumps(manifest, indent=2)) + "\n"
+    _atomic_write(assets / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    print(f"wrote {assets / MANIFEST}")
+    return manifest
+
+
+def check(assets: Path = ASSETS) -> int:
+    """Compare every saved file with a fresh computation; print the max difference of each.
+
+    :return: 0 when every file agrees to 1e-6, else 1.
+    """
+    bad = 0
+    for fixture in fixtures():
+        saved = torch.load(assets / fixture.filename, weights_only=True)
+        diff = (compute(fixture) - saved).abs().max().item()
+        bad += diff > 1e-6
+        print(f"{fixture.filename:32s} mode={str(fixture.mode):5s} max|fresh - saved| = {diff:.3g}")
+    return 1 if bad else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: write the fixtures, or ``--check`` them."""
+    parser = argparse.ArgumentParser(description="Write or check the tests/assets fixtures.")
+    parser.add_argument("--check", action="store_true",
+                        help="compare the saved files with a fresh build instead of writing")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check()
+    write_all()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
