@@ -11,19 +11,19 @@ probabilities into integer labels with a decision rule that each subclass define
 2-D input plane, and :func:`select_roc_thresh` picks the threshold of a binary classifier whose
 ROC point lies closest to the ideal corner (FPR=0, TPR=1).
 """
-import math
-import numbers
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import Optional, Tuple
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn as nn
-from sklearn.metrics import roc_curve
 from torch import Tensor
+
+from hw2.validation import check_real
+
+# matplotlib and scikit-learn are imported where they are used: they take about a second to
+# import, which every user of the classifiers (and the experiments' command line) would pay.
 
 __all__ = [
     "Classifier",
@@ -172,11 +172,7 @@ class BinaryClassifier(Classifier):
     def threshold(self, value: float) -> None:
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"threshold must be a real number, got {type(value).__name__} ({value!r})")
-        if math.isnan(value):
-            raise ValueError("threshold must be a real number, got nan")
-        self._threshold = float(value)
+        self._threshold = check_real("threshold", value, finite=False, expected="a real number")
 
     def _classify(self, y_proba: Tensor) -> Tensor:
         # ====== YOUR CODE: ======
@@ -276,12 +272,14 @@ def plot_decision_boundary_2d(classifier: Classifier, x, y, dx: float = 0.1, ax=
     :param cmap: Colormap (name or object) for classes; default ``'bwr'``.
     :return: ``(fig, ax)``.
     """
+    import matplotlib
+    import matplotlib.pyplot as plt
+
     func = "plot_decision_boundary_2d"
     _check_classifier(classifier, func)
     x = _as_model_input(classifier, x, func, in_dim=2)
     y = _as_labels(y, x.shape[0], func)
-    if isinstance(dx, bool) or not isinstance(dx, numbers.Real) or not dx > 0 or not math.isfinite(dx):
-        raise ValueError(f"{func}: dx must be a positive finite number, got {dx!r}")
+    dx = check_real(f"{func}: dx", dx, 0.0, strict=True, expected="a positive finite number")
     cmap = matplotlib.colormaps[cmap or "bwr"] if not isinstance(cmap, matplotlib.colors.Colormap) else cmap
 
     x = x.cpu().to(torch.float64).numpy()
@@ -355,6 +353,7 @@ def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax
     if y_proba.shape[1] != 2:
         raise ValueError(f"{func}: classifier must output 2 class scores, got {y_proba.shape[1]}")
     pos_proba = y_proba[:, positive_class].to(torch.float64).numpy()
+    from sklearn.metrics import roc_curve
 
     # ====== YOUR CODE: ======
     fpr, tpr, thresholds = roc_curve(y, pos_proba, pos_label=positive_class, drop_intermediate=False)
@@ -372,6 +371,8 @@ def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax
 
 def _plot_roc(fpr: np.ndarray, tpr: np.ndarray, best: int, thresh: float, ax=None):
     """Draw a ROC curve with the chance diagonal and the selected operating point."""
+    import matplotlib.pyplot as plt
+
     if ax is None:
         _, ax = plt.subplots(1, 1, figsize=(7, 6))
     ax.plot(np.r_[0.0, fpr], np.r_[0.0, tpr], color="tab:blue", label="ROC curve")

@@ -14,6 +14,13 @@ Subclasses implement the model-specific single-batch level:
   :mod:`hw2.optimizers`).
 * :class:`ClassifierTrainer` trains ``torch.nn.Module`` classifiers with autograd and any
   optimizer offering ``zero_grad()``/``step()``.
+* :class:`ExperimentTrainer` is a :class:`ClassifierTrainer` that can run the forward pass
+  under bf16 autocast and keep model and images in channels-last memory format (Part 5).
+
+Checkpoints go through public methods only: :meth:`Trainer.checkpoint_file` (the ``.pt``
+naming rule), :meth:`Trainer.resume_from` (load a checkpoint and tell its progress; a
+following :meth:`Trainer.fit` with the same file continues from it without reading it again)
+and :meth:`Trainer.save_checkpoint`.
 
 A training loss that becomes NaN or infinite raises :class:`TrainingDiverged` (a
 ``FloatingPointError``) naming the epoch and batch, instead of silently training on garbage;
@@ -25,12 +32,13 @@ else, a truncated file, or a checkpoint of another architecture is refused with 
 ``ValueError`` naming the file.
 """
 import abc
+import contextlib
 import dataclasses
 import math
 import os
 import pickle
 import sys
-import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -40,8 +48,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from cs236781.train_results import BatchResult, EpochResult, FitResult
+from hw2.atomic import atomic_write
+from hw2.validation import check_bool, check_int
 
-__all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "ExperimentTrainer", "FitState",
+           "TrainingDiverged", "CHECKPOINT_FORMAT"]
 
 #: Marks files written by :meth:`Trainer.save_checkpoint` (and their layout version).
 CHECKPOINT_FORMAT = "hw2.training.checkpoint/1"
@@ -51,15 +62,11 @@ _EPOCH_KWARGS = ("verbose", "max_batches")
 
 
 def _check_int(name: str, value, minimum: int, allow_none: bool = False) -> Optional[int]:
-    """Return ``value`` if it is an int >= ``minimum`` (or None when allowed), else raise."""
+    """``value`` as an int >= ``minimum`` (or None when allowed): :func:`hw2.validation.check_int`."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        kind = "an int or None" if allow_none else "an int"
-        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
+    return check_int(name, value, minimum, expected=expected)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -86,7 +93,7 @@ def _check_epoch_kwargs(kw: Dict[str, Any], where: str) -> None:
 
 
 @dataclasses.dataclass
-class _FitState:
+class FitState:
     """Everything :meth:`Trainer.fit` tracks across epochs (saved in checkpoints).
 
     The lists follow :class:`FitResult`: losses per batch, accuracies (%) per epoch.
@@ -152,6 +159,7 @@ class Trainer(abc.ABC):
         if self.device is not None and isinstance(model, nn.Module):
             model.to(self.device)
         self._epoch: Optional[int] = None  # 1-based epoch while fit() runs, for messages
+        self._resumed: Optional[tuple] = None  # (checkpoint file, FitState) from resume_from
 
     # ------------------------------------------------------------------------------------------
     # Multiple epochs
@@ -190,11 +198,11 @@ class Trainer(abc.ABC):
         print_every = _check_int("print_every", print_every, minimum=0)
         _check_epoch_kwargs(kw, "fit")
         _check_int("max_batches", kw.get("max_batches"), minimum=1, allow_none=True)
-        checkpoint_file = self._checkpoint_path(checkpoints) if checkpoints is not None else None
+        checkpoint_file = self.checkpoint_file(checkpoints) if checkpoints is not None else None
 
-        state = _FitState()
+        state = FitState()
         if checkpoint_file is not None and checkpoint_file.is_file():
-            state = self._resume(checkpoint_file)
+            state = self._take_resumed(checkpoint_file) or self._load_fit_checkpoint(checkpoint_file)
             if print_every:
                 best = "n/a" if state.best_acc is None else f"{state.best_acc:.1f}%"
                 print(f"*** Resuming from {checkpoint_file}: {state.epochs_done} epoch(s) done, "
@@ -238,14 +246,49 @@ class Trainer(abc.ABC):
     # ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _checkpoint_path(checkpoints: str) -> Path:
-        if not isinstance(checkpoints, (str, os.PathLike)) or not str(checkpoints):
+    def checkpoint_file(checkpoints: Union[str, os.PathLike]) -> Path:
+        """The file of a ``checkpoints`` name: ``NAME.pt`` (a name ending in ``.pt`` is kept).
+
+        :raises TypeError: ``checkpoints`` is not a path.
+        :raises ValueError: It is empty.
+        """
+        if not isinstance(checkpoints, (str, os.PathLike)):
             raise TypeError(f"checkpoints must be a non-empty file name (without extension) "
                             f"or None, got {checkpoints!r}")
+        if not os.fspath(checkpoints):
+            raise ValueError(f"checkpoints must be a non-empty file name (without extension) "
+                             f"or None, got {checkpoints!r}")
         path = Path(checkpoints)
         return path if path.suffix == ".pt" else path.with_name(path.name + ".pt")
 
-    def save_checkpoint(self, checkpoint_filename: str, *, fit_state: Optional[_FitState] = None):
+    def resume_from(self, checkpoints: Union[str, os.PathLike]) -> Optional[FitState]:
+        """Load a checkpoint written by :meth:`fit` into the model (and optimizer), if it exists.
+
+        A following ``fit(..., checkpoints=checkpoints)`` continues from this state without
+        reading the file again, so a caller can look at the progress (and refuse a foreign
+        checkpoint) before training starts.
+
+        :param checkpoints: The checkpoint name, as given to :meth:`fit`.
+        :return: The progress it holds (``epochs_done``, ``best_acc``, ...), or None when
+            there is no such file.
+        :raises ValueError: The file is unreadable, holds more than tensors and plain values,
+            has no fit progress, or belongs to a different model.
+        """
+        path = self.checkpoint_file(checkpoints)
+        if not path.is_file():
+            return None
+        state = self._load_fit_checkpoint(path)
+        self._resumed = (path.absolute(), state)
+        return FitState(**dataclasses.asdict(state))
+
+    def _take_resumed(self, path: Path) -> Optional[FitState]:
+        """The state :meth:`resume_from` loaded from ``path``, once (None if another file)."""
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None and resumed[0] == path.absolute():
+            return resumed[1]
+        return None
+
+    def save_checkpoint(self, checkpoint_filename: str, *, fit_state: Optional[FitState] = None):
         """
         Saves the model in it's current state to a file with the given name (treated
         as a relative path).
@@ -266,18 +309,10 @@ class Trainer(abc.ABC):
         }
         path = Path(checkpoint_filename)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as f:
+            torch.save(payload, f)
 
-    def _resume(self, path: Path) -> _FitState:
+    def _load_fit_checkpoint(self, path: Path) -> FitState:
         """Load a checkpoint written by :meth:`fit` into the model (and optimizer)."""
         payload = self._load_checkpoint_file(path)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -287,7 +322,7 @@ class Trainer(abc.ABC):
                              f"save_checkpoint outside fit), so fit cannot resume from it")
         self._load_model_state(payload["model_state"], path, payload.get("model_class"))
         self._load_optimizer_state(payload.get("optimizer_state"), path)
-        return _FitState(**payload["fit_state"])
+        return FitState(**payload["fit_state"])
 
     def _load_checkpoint_file(self, path: Path):
         """``torch.load`` a checkpoint safely: tensors and plain Python values only.
@@ -401,12 +436,12 @@ class Trainer(abc.ABC):
         :raises TrainingDiverged: ``check_finite`` and a loss is not finite.
         :raises ValueError: The loader yielded no batches.
         """
-        if not isinstance(verbose, bool):
-            raise TypeError(f"verbose must be a bool, got {type(verbose).__name__} ({verbose!r})")
+        verbose = check_bool("verbose", verbose)
         max_batches = _check_int("max_batches", max_batches, minimum=1, allow_none=True)
         name = getattr(forward_fn, "__name__", "batch")
         losses: List[float] = []
         num_correct = num_samples = 0
+        next_label = 0.0  # when the bar's text shows the latest loss again
         with tqdm(desc=name, total=self._num_batches(dl, max_batches), disable=not verbose,
                   file=sys.stdout) as bar:
             for batch_idx, batch in enumerate(dl):
@@ -423,7 +458,10 @@ class Trainer(abc.ABC):
                 losses.append(loss)
                 num_correct += int(result.num_correct)
                 num_samples += self._batch_size(batch)
-                bar.set_description(f"{name} ({loss:.3f})")
+                if verbose and time.monotonic() >= next_label:
+                    # Relabel at most as often as tqdm redraws, not on every batch.
+                    bar.set_description(f"{name} ({loss:.3f})", refresh=False)
+                    next_label = time.monotonic() + bar.mininterval
                 bar.update()
             if not losses:
                 raise ValueError(f"{name}: the data loader yielded no batches (expected at "
@@ -612,3 +650,72 @@ class ClassifierTrainer(Trainer):
         return (f"ClassifierTrainer(model={type(self.model).__name__}, "
                 f"loss_fn={self.loss_fn!r}, optimizer={type(self.optimizer).__name__}, "
                 f"device={self.device})")
+
+
+class ExperimentTrainer(ClassifierTrainer):
+    """A :class:`ClassifierTrainer` with the fast paths of the Part 5 experiments.
+
+    * ``autocast_dtype`` (e.g. ``torch.bfloat16``): the model's forward pass runs under
+      ``torch.autocast`` and its scores come back as float32, so the loss, the backward pass
+      and the optimizer step run outside autocast, as PyTorch recommends. Parameters,
+      optimizer state and checkpoints stay float32.
+    * ``channels_last``: the model and every 4-D batch use the channels-last memory format.
+
+    The batch methods are :class:`ClassifierTrainer`'s own: autocast is applied by a pair of
+    forward hooks on the model (removed by :meth:`close`).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer,
+                 device: Optional[Union[torch.device, str]] = None, *,
+                 autocast_dtype: Optional[torch.dtype] = None, channels_last: bool = False):
+        """
+        :param model: As for :class:`ClassifierTrainer`.
+        :param loss_fn: As for :class:`ClassifierTrainer`.
+        :param optimizer: As for :class:`ClassifierTrainer`.
+        :param device: As for :class:`ClassifierTrainer`.
+        :param autocast_dtype: Run the forward pass under autocast to this dtype (None: off).
+        :param channels_last: Use the channels-last memory format for model and batches.
+        """
+        super().__init__(model, loss_fn, optimizer, device=device)
+        if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
+            raise TypeError(f"autocast_dtype must be a torch.dtype or None, got "
+                            f"{autocast_dtype!r}")
+        self.autocast_dtype = autocast_dtype
+        self.channels_last = check_bool("channels_last", channels_last)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._hooks = self._autocast_hooks() if autocast_dtype is not None else []
+
+    def _autocast_hooks(self) -> list:
+        """Enter autocast before the model's forward and leave it after (also on errors)."""
+        active: List[contextlib.AbstractContextManager] = []
+
+        def enter(module, args):
+            context = torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+            context.__enter__()
+            active.append(context)
+
+        def leave(module, args, output):
+            active.pop().__exit__(None, None, None)
+            return output.float() if isinstance(output, torch.Tensor) else output
+
+        return [self.model.register_forward_pre_hook(enter),
+                self.model.register_forward_hook(leave, always_call=True)]
+
+    def close(self) -> None:
+        """Remove the autocast hooks from the model (it then runs in its own precision)."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def _to_device(self, batch):
+        X, y = super()._to_device(batch)
+        if self.channels_last and X.dim() == 4:
+            X = X.contiguous(memory_format=torch.channels_last)
+        return X, y
+
+    def __repr__(self) -> str:
+        return (f"ExperimentTrainer(model={type(self.model).__name__}, "
+                f"loss_fn={self.loss_fn!r}, optimizer={type(self.optimizer).__name__}, "
+                f"device={self.device}, autocast_dtype={self.autocast_dtype}, "
+                f"channels_last={self.channels_last})")

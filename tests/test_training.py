@@ -297,6 +297,65 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["keep.pt"]
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("run", "run.pt"), ("run.pt", "run.pt"), ("a/b/run", "a/b/run.pt"), ("run.v2", "run.v2.pt"),
+])
+def test_checkpoint_file_appends_pt_once(name, expected):
+    assert Trainer.checkpoint_file(name) == training.Path(expected)
+
+
+@pytest.mark.parametrize("bad, exc", [("", ValueError), (3, TypeError), (None, TypeError)])
+def test_checkpoint_file_rejects_non_names(bad, exc):
+    with pytest.raises(exc, match="checkpoints must be a non-empty file name"):
+        Trainer.checkpoint_file(bad)
+
+
+def test_resume_from_reports_progress_and_fit_does_not_read_the_file_again(tmp_path, monkeypatch):
+    ckpt = str(tmp_path / "run")
+    ScriptedTrainer(test_correct=[1, 2]).fit(loader(n=3), loader(n=3), num_epochs=2,
+                                             checkpoints=ckpt, print_every=0)
+    assert ScriptedTrainer().resume_from(tmp_path / "missing") is None
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    trainer = ScriptedTrainer(test_correct=[1, 2, 3])
+    progress = trainer.resume_from(ckpt)
+    assert (progress.epochs_done, progress.best_acc) == (2, pytest.approx(200 / 3))
+    progress.train_acc.append(-1.0)  # the caller's copy: changing it changes nothing
+    trainer.test_epochs = 2
+    res = trainer.fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0)
+    assert len(loads) == 1  # resume_from read it; fit continued from that state
+    assert trainer.train_calls == 1 and res.num_epochs == 3 and len(res.train_acc) == 3
+    # A second fit has nothing pending and reads the (now updated) file itself.
+    ScriptedTrainer().fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0)
+    assert len(loads) == 2
+
+
+def test_fit_accepts_numpy_integers():
+    np = pytest.importorskip("numpy")
+    res = ScriptedTrainer().fit(loader(n=3), loader(n=3), num_epochs=np.int64(2),
+                                early_stopping=np.int32(5), print_every=0, max_batches=np.int64(1))
+    assert res.num_epochs == 2 and len(res.train_loss) == 2
+
+
+def test_bar_text_is_not_relabelled_on_every_batch(monkeypatch):
+    labels = []
+    real_tqdm = training.tqdm
+
+    class CountingBar(real_tqdm):
+        def set_description(self, desc=None, refresh=True):
+            labels.append(desc)
+            super().set_description(desc, refresh)
+
+    monkeypatch.setattr(training, "tqdm", CountingBar)
+    result = ScriptedTrainer().train_epoch(loader(n=400, batch_size=1), verbose=True)
+    assert len(result.losses) == 400
+    # One label after the first batch, one per redraw interval (the epoch lasts well under a
+    # second here) and the final summary: far fewer than one per batch.
+    assert 2 <= len(labels) < 50
+    assert labels[-1].startswith("train_batch (Avg. Loss 1.000")
+
+
 def test_non_checkpoint_file_is_refused(tmp_path):
     torch.save({"hello": 1}, tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="not a checkpoint"):
@@ -380,7 +439,8 @@ def test_layer_trainer_checkpoint_resume_and_mismatch(tmp_path):
     fresh = layers.MLP(4, 3, [6], wstd=0.5)
     fresh_opt = optimizers.MomentumSGD(fresh.params(), 0.1)
     resumed = LayerTrainer(fresh, layers.CrossEntropyLoss(), fresh_opt)
-    resumed._resume(tmp_path / "layers.pt")
+    progress = resumed.resume_from(tmp_path / "layers")
+    assert progress.epochs_done == 2 and len(progress.train_acc) == 2
     for (p, _), t in zip(fresh.params(), saved["model_state"]):
         assert torch.equal(p, t)
     torch.testing.assert_close(fresh_opt.state[0]["velocity"], saved["optimizer_state"]["state"][0]["velocity"])

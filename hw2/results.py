@@ -1,0 +1,147 @@
+"""Result files of Part 5 runs: their names, writing, reading and validation, in one place.
+
+A run's result file is ``{out_dir}/{run_name}_L{L}_K{K joined by '-'}.json`` holding
+``{"config": {...}, "results": FitResult as a dict}`` (e.g. ``exp1_3_L1_K64-128-256.json``).
+It is written atomically (:mod:`hw2.atomic`) and read back with every field checked, so a
+truncated or foreign file is reported, naming the file, instead of being half-used.
+"""
+import json
+import os
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from cs236781.train_results import FitResult
+from hw2.atomic import atomic_write_text
+
+__all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
+           "result_file_problem", "is_complete"]
+
+_FIT_FIELDS = FitResult._fields
+PathLike = Union[str, os.PathLike]
+
+
+def result_filename(run_name: str, filters_per_layer: Sequence[int], layers_per_block: int) -> str:
+    """The base name of a run's result file: ``{run_name}_L{L}_K{K joined by '-'}.json``."""
+    k = "-".join(str(int(v)) for v in filters_per_layer)
+    return f"{run_name}_L{int(layers_per_block)}_K{k}.json"
+
+
+def to_jsonable(obj):
+    """A copy of ``obj`` that ``json.dump`` can write and ``json.load`` reads back equal.
+
+    Dicts (keys become strings), lists, tuples and sets become dicts and lists; paths,
+    devices and dtypes become strings; tensors and numpy values become numbers or lists;
+    types and functions become their qualified names; anything else becomes its ``repr``.
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_jsonable(v) for v in obj), key=repr)
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (os.PathLike, torch.device, torch.dtype)):
+        return str(obj)
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}".lstrip(".")
+    return repr(obj)
+
+
+def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitResult) -> str:
+    """Write ``{"config": cfg, "results": fit_res._asdict()}`` as a run's result file.
+
+    The file is ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` with ``L`` and ``K`` taken from
+    ``cfg['layers_per_block']`` and ``cfg['filters_per_layer']``. It is written atomically
+    (:func:`hw2.atomic.atomic_write`), so readers never see a half-written file.
+
+    :param run_name: Name of the run.
+    :param out_dir: Folder of the file (created when missing).
+    :param cfg: The run's configuration; values JSON cannot hold are converted
+        (:func:`to_jsonable`).
+    :param fit_res: The run's :class:`FitResult`.
+    :return: The path of the file written.
+    """
+    if not isinstance(fit_res, FitResult):
+        raise TypeError(f"fit_res must be a FitResult, got {type(fit_res).__name__}")
+    for key in ("filters_per_layer", "layers_per_block"):
+        if key not in cfg:
+            raise ValueError(f"cfg must contain {key!r} (it names the result file)")
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, result_filename(run_name, cfg["filters_per_layer"],
+                                                 cfg["layers_per_block"]))
+    payload = {"config": to_jsonable(cfg), "results": to_jsonable(fit_res._asdict())}
+    atomic_write_text(path, json.dumps(payload, indent=1))
+    return path
+
+
+def load_experiment(filename: PathLike) -> Tuple[dict, FitResult]:
+    """Read a result file written by :func:`save_experiment`.
+
+    :param filename: Path of the ``.json`` file.
+    :return: ``(config, fit_result)``.
+    :raises FileNotFoundError: If the file does not exist.
+    :raises ValueError: Naming the file, when it is truncated, not JSON, or not shaped like a
+        result file (see :func:`result_file_problem`).
+    """
+    path = os.fspath(filename)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not a valid experiment result file: it is truncated or "
+                         f"not JSON ({err})") from None
+    problem = result_file_problem(data)
+    if problem:
+        raise ValueError(f"{path} is not a valid experiment result file: {problem}")
+    res = data["results"]
+    fit = FitResult(int(res["num_epochs"]), *(list(map(float, res[k])) for k in _FIT_FIELDS[1:]))
+    return data["config"], fit
+
+
+def result_file_problem(data) -> Optional[str]:
+    """What is wrong with a parsed result file, or None.
+
+    Expected: an object with exactly ``config`` (an object) and ``results`` (every
+    :class:`FitResult` field, numbers only, one accuracy per epoch, accuracies in [0, 100]).
+    """
+    if not isinstance(data, dict) or set(data) != {"config", "results"}:
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        return f"expected an object with the keys 'config' and 'results', got {keys}"
+    if not isinstance(data["config"], dict):
+        return "'config' must be an object"
+    res = data["results"]
+    if not isinstance(res, dict) or set(res) != set(_FIT_FIELDS):
+        got = sorted(res) if isinstance(res, dict) else type(res).__name__
+        return f"'results' must have exactly the fields {list(_FIT_FIELDS)}, got {got}"
+    n = res["num_epochs"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return f"'results.num_epochs' must be a non-negative integer, got {n!r}"
+    for key in _FIT_FIELDS[1:]:
+        values = res[key]
+        if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return f"'results.{key}' must be a list of numbers"
+    for key in ("train_acc", "test_acc"):
+        if len(res[key]) != n:
+            return f"'results.{key}' has {len(res[key])} entries for num_epochs={n}"
+        bad = [(i, v) for i, v in enumerate(res[key]) if not 0 <= v <= 100]  # NaN included
+        if bad:
+            return (f"'results.{key}' must hold percentages in [0, 100], got {bad[0][1]!r} at "
+                    f"index {bad[0][0]}")
+    return None
+
+
+def is_complete(path: PathLike) -> bool:
+    """Whether ``path`` is a readable, valid result file (see :func:`load_experiment`)."""
+    try:
+        load_experiment(path)
+    except (OSError, ValueError):
+        return False
+    return True

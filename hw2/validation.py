@@ -1,0 +1,161 @@
+"""Errors and argument checks shared by every hw2 module, with one rule everywhere.
+
+* A value of the wrong type raises ``TypeError``; a value of the right type that is out of
+  range raises ``ValueError``.
+* numpy scalars are accepted wherever Python numbers are (``np.int64`` is an ``Integral``,
+  ``np.float32`` a ``Real``); ``bool`` is never accepted as a number, and ``np.bool_`` is
+  accepted wherever ``bool`` is.
+* Every check returns the value as a plain Python object (``int``, ``float``, ``bool``,
+  ``list``), and its message names the argument, what was expected and what was received:
+  ``"{name} must be {expected}, got {value!r}"``.
+
+The errors of the experiment pipeline live here too, below every module that raises them.
+"""
+import math
+from numbers import Integral, Real
+from typing import Any, Callable, Collection, List, Optional
+
+import numpy as np
+
+__all__ = [
+    "UsageError", "ExperimentConfigError", "ExperimentConfigTypeError", "config_error",
+    "is_int", "is_real", "is_bool",
+    "check_int", "check_real", "check_bool", "check_choice", "check_int_list", "check_optional",
+]
+
+
+class UsageError(Exception):
+    """A command-line request that cannot be carried out (reported with exit status 2)."""
+
+
+class ExperimentConfigError(ValueError):
+    """An experiment configuration that cannot run (found before any training starts)."""
+
+
+class ExperimentConfigTypeError(ExperimentConfigError, TypeError):
+    """An experiment setting of the wrong type: an :class:`ExperimentConfigError` that is also
+    a ``TypeError``, as the package's rule asks for a wrong type."""
+
+
+def config_error(err: Exception, prefix: str = "") -> ExperimentConfigError:
+    """The :class:`ExperimentConfigError` flavour of a check's ``TypeError``/``ValueError``."""
+    cls = ExperimentConfigTypeError if isinstance(err, TypeError) else ExperimentConfigError
+    return cls(f"{prefix}{err}")
+
+
+# -- predicates ------------------------------------------------------------------------------
+
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), ``bool`` excluded."""
+    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number (Python or numpy), ``bool`` excluded."""
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_bool(value) -> bool:
+    """Whether ``value`` is ``True``/``False`` (Python or numpy)."""
+    return isinstance(value, (bool, np.bool_))
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+def _fail(cls, name: str, expected: str, value) -> Exception:
+    return cls(f"{name} must be {expected}, got {value!r}")
+
+
+def check_int(name: str, value, minimum: Optional[int] = None, maximum: Optional[int] = None,
+              expected: Optional[str] = None) -> int:
+    """``value`` as an ``int`` in ``[minimum, maximum]`` (either bound may be None).
+
+    :param name: The argument's name, for the message.
+    :param expected: What the message says is expected (default: ``an integer >= minimum``).
+    :raises TypeError: ``value`` is not an integer (``bool`` and ``2.0`` included).
+    :raises ValueError: It is out of range.
+    """
+    if expected is None:
+        expected = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+        expected += (" and" if minimum is not None else "") + (
+            f" <= {maximum}" if maximum is not None else "")
+        expected = expected.removesuffix(" and")
+    if not is_int(value):
+        raise _fail(TypeError, name, expected, value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise _fail(ValueError, name, expected, value)
+    return int(value)
+
+
+def check_real(name: str, value, minimum: Optional[float] = None, strict: bool = False,
+               maximum: Optional[float] = None, finite: bool = True,
+               expected: Optional[str] = None) -> float:
+    """``value`` as a ``float`` above ``minimum`` (``>`` when ``strict``, else ``>=``).
+
+    :param finite: Refuse NaN and infinities.
+    :param expected: What the message says is expected (default from the bounds).
+    :raises TypeError: ``value`` is not a real number.
+    :raises ValueError: It is NaN, infinite (when ``finite``) or out of range.
+    """
+    if expected is None:
+        parts = ["a finite number" if finite else "a number"]
+        if minimum is not None:
+            parts.append(f"{'>' if strict else '>='} {minimum}")
+        if maximum is not None:
+            parts.append(f"<= {maximum}")
+        expected = " ".join(parts)
+    if not is_real(value):
+        raise _fail(TypeError, name, expected, value)
+    number = float(value)
+    bad = (math.isnan(number) or (finite and math.isinf(number))
+           or (minimum is not None and (number <= minimum if strict else number < minimum))
+           or (maximum is not None and number > maximum))
+    if bad:
+        raise _fail(ValueError, name, expected, value)
+    return number
+
+
+def check_bool(name: str, value, expected: str = "True or False") -> bool:
+    """``value`` as a ``bool``; anything else (``1``, ``'yes'``) is a ``TypeError``."""
+    if not is_bool(value):
+        raise _fail(TypeError, name, expected, value)
+    return bool(value)
+
+
+def check_choice(name: str, value, choices: Collection[str], normalise: Callable[[str], str] = str
+                 ) -> str:
+    """``value`` if it is one of ``choices`` (after ``normalise``, e.g. ``str.lower``).
+
+    :raises TypeError: ``value`` is not a string.
+    :raises ValueError: It is not one of the choices.
+    """
+    expected = f"one of {', '.join(choices)}"
+    if not isinstance(value, str):
+        raise _fail(TypeError, name, expected, value)
+    if normalise(value) not in choices:
+        raise _fail(ValueError, name, expected, value)
+    return normalise(value)
+
+
+def check_int_list(name: str, values, minimum: int = 1, allow_empty: bool = True,
+                   expected: Optional[str] = None) -> List[int]:
+    """``values`` as a list of ints ``>= minimum``; entries are named ``name[i]``.
+
+    :raises TypeError: ``values`` is not a sequence (a string is not one), or an entry is not
+        an integer.
+    :raises ValueError: It is empty (unless ``allow_empty``) or an entry is out of range.
+    """
+    if expected is None:
+        what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        expected = f"a list of {what}" + ("" if allow_empty else " (at least one)")
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or \
+            not hasattr(values, "__getitem__"):
+        raise _fail(TypeError, name, expected, values)
+    if len(values) == 0 and not allow_empty:
+        raise _fail(ValueError, name, expected, values)
+    return [check_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(values)]
+
+
+def check_optional(check: Callable[..., Any], name: str, value, *args, **kwargs):
+    """``None`` for ``None``, else ``check(name, value, *args, **kwargs)``."""
+    return None if value is None else check(name, value, *args, **kwargs)
