@@ -233,6 +233,9 @@ class ExperimentConfig:
     run_name: str = _field(dataclasses.MISSING, "--run-name", "-n", check=_run_name,
                            help="name of the run and its result file", printed="-n",
                            required=True, grid=False, identity=False)
+    dataset: Optional[str] = _field(None, "--dataset", check=_choice(DATASET_NAMES, True, True),
+                                    help="data set", group=_DATA, choices=DATASET_NAMES,
+                                    default_text="default: $HW2_DATASET, else cifar10")
     filters_per_layer: Tuple[int, ...] = _field(
         (64,), "--filters-per-layer", "-K", check=_ints((64,), allow_empty=False),
         help="filters of each block of conv layers", group=_MODEL, parse=int, nargs="+",
@@ -280,9 +283,6 @@ class ExperimentConfig:
                        group=_TRAIN, parse=float)
     reg: float = _field(1e-3, "--reg", check=_real(0.0, strict=False),
                         help="L2 regularisation / weight decay", group=_TRAIN, parse=float)
-    dataset: Optional[str] = _field(None, "--dataset", check=_choice(DATASET_NAMES, True, True),
-                                    help="data set", group=_DATA, choices=DATASET_NAMES,
-                                    default_text="default: $HW2_DATASET, else cifar10")
     loader: str = _field("tensor", "--loader", check=_choice(LOADERS), group=_DATA,
                          help="tensor: whole data set on the device; torchvision: DataLoader",
                          choices=LOADERS, identity=False)
@@ -456,6 +456,8 @@ def _default_text(f: dataclasses.Field, option: Option) -> str:
     if option.required:
         return "required"
     default = f.default if f.default is not dataclasses.MISSING else None
+    if default is None or option.kind == "model_kw":
+        return "default: none"
     if isinstance(default, tuple):
         return " ".join(map(str, default))
     if option.kind == "flag":

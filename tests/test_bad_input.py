@@ -26,7 +26,10 @@ from hw2 import cnn, layers, optimizers
 from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_boundary_2d, \
     select_roc_thresh
 from hw2.datasets import dataset_info, load_dataset
-from hw2.experiments import ExperimentConfigError, USAGE_ERROR, cnn_experiment, load_experiment
+from hw2.cli import USAGE_ERROR
+from hw2.experiments import cnn_experiment
+from hw2.results import load_experiment
+from hw2.validation import ExperimentConfigError
 from hw2.grad_compare import compare_layer_to_torch
 from hw2.mlp import MLP
 from hw2.tensor_data import TensorLoader
@@ -282,12 +285,12 @@ CASES = [
 
     # --- trainers ------------------------------------------------------------------------------
     ("fit-negative-epochs", lambda: _layer_trainer().fit([], [], num_epochs=-1),
-     ValueError, r"num_epochs must be >= 0, got -1"),
+     ValueError, r"num_epochs must be an integer >= 0, got -1"),
     ("fit-early-stopping-zero",
      lambda: _layer_trainer().fit([], [], num_epochs=1, early_stopping=0),
-     ValueError, r"early_stopping must be >= 1, got 0"),
+     ValueError, r"early_stopping must be an integer >= 1 or None, got 0"),
     ("fit-max-batches-zero", lambda: _layer_trainer().fit([], [], num_epochs=1, max_batches=0),
-     ValueError, r"max_batches must be >= 1, got 0"),
+     ValueError, r"max_batches must be an integer >= 1 or None, got 0"),
     ("fit-unknown-keyword", lambda: _layer_trainer().fit([], [], num_epochs=1, batch_limit=3),
      TypeError, r"fit: unexpected keyword argument\(s\) batch_limit; supported: verbose, max_batches"),
     ("fit-empty-loader",

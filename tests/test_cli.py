@@ -7,27 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from hw2.experiments import USAGE_ERROR, build_parser, load_experiment, main
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY_FLAGS = ["--dataset", "digits", "--batches", "2", "--epochs", "1", "--bs-train", "16",
-              "--bs-test", "32", "-H", "8", "-q"]
-
-
-def cli(*args, env=None, cwd=None):
-    """Run ``python -m hw2.experiments ARGS`` and return the completed process."""
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "hw2.experiments", *map(str, args)],
-                          capture_output=True, text=True, env=full_env, cwd=cwd or ROOT,
-                          timeout=300)
-
-
-def files_in(folder: Path):
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+from helpers import PACKAGE_ROOT as ROOT, TINY_FLAGS, child_env, files_in, no_download_env
+from helpers import run_cli as cli
+from hw2.cli import USAGE_ERROR, build_parser, main
+from hw2.results import load_experiment
 
 
 def test_run_exp_writes_the_result_file_with_the_flags_values(tmp_path):
@@ -54,14 +40,6 @@ def test_dataset_defaults_to_the_environment_variable(tmp_path):
     assert cfg["dataset"] == "digits"
 
 
-def _no_download_env(tmp_path):
-    """An empty data folder and a proxy on a closed port: any download fails at once."""
-    env = {"HW2_DATA_DIR": str(tmp_path / "no-data"), "no_proxy": "", "NO_PROXY": ""}
-    env.update({v: "http://127.0.0.1:9" for v in ("http_proxy", "https_proxy", "HTTP_PROXY",
-                                                   "HTTPS_PROXY")})
-    return env
-
-
 @pytest.mark.parametrize("case, args, needle", [
     ("malformed flag", ["-K", "a"], "invalid int value"),
     ("unknown model type", ["-K", "4", "-M", "vgg"], "invalid choice"),
@@ -72,7 +50,7 @@ def _no_download_env(tmp_path):
 def test_user_errors_exit_2_with_one_paragraph_and_no_file(tmp_path, case, args, needle):
     out = tmp_path / "results"
     flags = [f for f in TINY_FLAGS if "--dataset" not in args or f not in ("--dataset", "digits")]
-    proc = cli("run-exp", "-n", "bad", "-o", out, *flags, *args, env=_no_download_env(tmp_path))
+    proc = cli("run-exp", "-n", "bad", "-o", out, *flags, *args, env=no_download_env(tmp_path / "no-data"))
     assert proc.returncode == USAGE_ERROR, (case, proc.stderr)
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -236,21 +214,6 @@ def test_py_sbatch_submits_a_job_that_runs_python_with_the_exact_arguments(tmp_p
     assert "job exp1 (4242) done" in job.stdout
 
 
-def test_py_sbatch_without_arguments_or_sbatch_exits_2(tmp_path):
-    env = dict(os.environ, PATH="/usr/bin:/bin")
-    env.pop("DRY_RUN", None)
-    no_args = subprocess.run([str(ROOT / "py-sbatch.sh")], capture_output=True, text=True,
-                             env=env, timeout=30)
-    assert no_args.returncode == 2 and "Usage" in no_args.stdout
-    no_sbatch = subprocess.run([str(ROOT / "py-sbatch.sh"), "-c", "pass"], capture_output=True,
-                               text=True, env=env, cwd=tmp_path, timeout=30)
-    assert no_sbatch.returncode == 2 and "sbatch not found" in no_sbatch.stderr
-    dry = subprocess.run([str(ROOT / "py-sbatch.sh"), "-m", "hw2.experiments", "run-exp"],
-                         capture_output=True, text=True, env=dict(env, DRY_RUN="1"), timeout=30)
-    assert dry.returncode == 0 and dry.stdout.startswith("sbatch --nodes 1 --cpus-per-task 2")
-    assert "python -m hw2.experiments run-exp" in dry.stdout
-
-
 def test_grid_commands_accept_setting_overrides(capsys):
     assert main(["grid-show", "exp1_3", "--dataset", "digits", "--epochs", "3",
                  "--batches", "all", "--seed", "1", "--bs-train", "32",
@@ -262,3 +225,34 @@ def test_grid_commands_accept_setting_overrides(capsys):
         assert all(flag in c for c in commands), flag
     assert main(["grid-show", "exp1_3", "--quick"]) == 0
     assert "--epochs 2 --early-stopping 0" in capsys.readouterr().out
+
+
+def test_help_imports_neither_matplotlib_nor_sklearn():
+    code = ("import runpy, sys\n"
+            "sys.argv = ['hw2.experiments', '--help']\n"
+            "try:\n    runpy.run_module('hw2.experiments', run_name='__main__')\n"
+            "except SystemExit as e:\n    status = e.code\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'sklearn'))\n"
+            "print('STATUS', status, 'HEAVY', heavy)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=child_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: python -m hw2.experiments" in proc.stdout
+    assert "STATUS 0 HEAVY []" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["run-exp", "grid-run", "grid-submit", "grid-show",
+                                     "summarize"])
+def test_every_sub_command_has_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m hw2.experiments {command}")
+    assert "==SUPPRESS==" not in out
+
+
+def test_grid_override_flags_not_given_leave_the_grid_settings(capsys):
+    args = build_parser().parse_args(["grid-show", "exp1_1"])
+    assert not hasattr(args, "epochs") and not hasattr(args, "batches")
+    args = build_parser().parse_args(["grid-show", "exp1_1", "--batches", "all",
+                                      "--early-stopping", "0", "--augment", "--no-amp"])
+    assert (args.batches, args.early_stopping, args.augment, args.amp) == (None, None, True, False)

@@ -26,13 +26,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import hw2
-from hw2 import experiments, grids
-from hw2.experiments import cnn_experiment, load_experiment, result_filename
-from hw2.training import ClassifierTrainer, TrainingDiverged
+from helpers import child_env, files_in as _files
+from hw2 import cli, grids
+from hw2.config import ExperimentConfig
+from hw2.experiments import cnn_experiment
+from hw2.results import load_experiment, result_filename
+from hw2.training import ClassifierTrainer, ExperimentTrainer, TrainingDiverged
 
-#: The folder holding the ``hw2`` package under test, for the child processes' PYTHONPATH.
-PACKAGE_ROOT = Path(hw2.__file__).resolve().parent.parent
 EPOCHS = 5
 SETTINGS = dict(filters_per_layer=[8], layers_per_block=1, pool_every=1, hidden_dims=[16],
                 model_type="cnn", seed=0, bs_train=32, bs_test=64, batches=12, epochs=EPOCHS,
@@ -42,19 +42,14 @@ RESULT = result_filename(RUN_NAME, SETTINGS["filters_per_layer"], SETTINGS["laye
 
 
 def _command(out_dir: Path, checkpoint: Path):
-    s = SETTINGS
-    return [sys.executable, "-m", "hw2.experiments", "run-exp", "-n", RUN_NAME,
-            "-K", *map(str, s["filters_per_layer"]), "-L", str(s["layers_per_block"]),
-            "-P", str(s["pool_every"]), "-H", *map(str, s["hidden_dims"]), "-M", s["model_type"],
-            "-s", str(s["seed"]), "--bs-train", str(s["bs_train"]), "--bs-test", str(s["bs_test"]),
-            "--batches", str(s["batches"]), "--epochs", str(s["epochs"]),
-            "--early-stopping", str(s["early_stopping"]), "--lr", str(s["lr"]), "--reg", str(s["reg"]),
-            "--dataset", s["dataset"], "-o", str(out_dir), "--checkpoints", str(checkpoint)]
+    """The run-exp command of SETTINGS, written by the configuration itself."""
+    config = ExperimentConfig.from_kwargs(dict(SETTINGS, run_name=RUN_NAME, out_dir=str(out_dir),
+                                               checkpoints=str(checkpoint)))
+    return [sys.executable, "-m", "hw2.experiments", "run-exp", *config.to_argv()]
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT), MPLBACKEND="Agg",
-                PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return child_env(OMP_NUM_THREADS="1")
 
 
 def _milestones(output: str):
@@ -67,10 +62,6 @@ def _milestones(output: str):
 
 def _epoch_numbers(output: str):
     return [int(m) for m in re.findall(r"--- EPOCH (\d+)/\d+ ---", output)]
-
-
-def _files(folder: Path):
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
 
 @pytest.mark.slow
@@ -241,14 +232,14 @@ RUN_EXP_TINY = ["-L", "1", "-P", "1", "-H", "8", "-s", "0", "--dataset", "digits
 
 def test_run_exp_refuses_a_checkpoint_of_another_architecture(tmp_path, capsys):
     checkpoint = str(tmp_path / "ck")
-    assert experiments.main(["run-exp", "-n", "a", "-K", "4", "-o", str(tmp_path / "a"),
+    assert cli.main(["run-exp", "-n", "a", "-K", "4", "-o", str(tmp_path / "a"),
                              "--checkpoints", checkpoint, *RUN_EXP_TINY]) == 0
     capsys.readouterr()
-    status = experiments.main(["run-exp", "-n", "b", "-K", "6", "-o", str(tmp_path / "b"),
+    status = cli.main(["run-exp", "-n", "b", "-K", "6", "-o", str(tmp_path / "b"),
                                "--checkpoints", checkpoint, *RUN_EXP_TINY])
     err = capsys.readouterr().err
     print(err)
-    assert status == experiments.USAGE_ERROR
+    assert status == cli.USAGE_ERROR
     assert re.search(r"cannot resume from checkpoint .*ck\.pt: checkpoint .* was saved from a "
                      r"different architecture .*has shape \(4, 1, 3, 3\) in the checkpoint but "
                      r"\(6, 1, 3, 3\) in the model", err)
@@ -260,11 +251,11 @@ def test_run_exp_refuses_a_checkpoint_carrying_code(tmp_path, capsys):
     marker = tmp_path / "code-ran"
     torch.save({"format": "hw2.training.checkpoint/1", "fit_state": _Payload(marker)},
                tmp_path / "evil.pt")
-    status = experiments.main(["run-exp", "-n", "e", "-K", "4", "-o", str(tmp_path / "out"),
+    status = cli.main(["run-exp", "-n", "e", "-K", "4", "-o", str(tmp_path / "out"),
                                "--checkpoints", str(tmp_path / "evil"), *RUN_EXP_TINY])
     err = capsys.readouterr().err
     print(err)
-    assert status == experiments.USAGE_ERROR
+    assert status == cli.USAGE_ERROR
     assert "was refused: it holds objects other than tensors" in err
     assert "Traceback" not in err
     assert not marker.exists()
@@ -305,11 +296,11 @@ def test_trainer_stops_on_a_nan_loss_and_keeps_the_finished_epochs():
 def test_run_exp_records_a_real_divergence_and_exits_non_zero(tmp_path, capsys):
     """A learning rate of 1e30 blows the weights up within the first batches."""
     out = tmp_path / "out"
-    status = experiments.main(["run-exp", "-n", "boom", "-K", "4", "-o", str(out),
+    status = cli.main(["run-exp", "-n", "boom", "-K", "4", "-o", str(out),
                                "--lr", "1e30", *RUN_EXP_TINY])
     err = capsys.readouterr().err
     print(err)
-    assert status == experiments.DIVERGED != 0
+    assert status == cli.DIVERGED != 0
     assert "Traceback" not in err
     assert re.search(r"boom_L1_K4\.json: training diverged at epoch 1 \(loss (nan|inf) at "
                      r"batch \d+\)", err)
@@ -325,7 +316,7 @@ def test_run_exp_records_a_real_divergence_and_exits_non_zero(tmp_path, capsys):
 
 def test_run_exp_divergence_in_a_later_epoch_keeps_the_earlier_epochs(tmp_path, capsys,
                                                                        monkeypatch):
-    real_train_batch = experiments._ExperimentTrainer.train_batch
+    real_train_batch = ExperimentTrainer.train_batch
     calls = {"n": 0}
 
     def nan_from_epoch_2(self, batch):
@@ -333,13 +324,13 @@ def test_run_exp_divergence_in_a_later_epoch_keeps_the_earlier_epochs(tmp_path, 
         calls["n"] += 1
         return result._replace(loss=float("inf")) if calls["n"] > 2 else result
 
-    monkeypatch.setattr(experiments._ExperimentTrainer, "train_batch", nan_from_epoch_2)
+    monkeypatch.setattr(ExperimentTrainer, "train_batch", nan_from_epoch_2)
     out = tmp_path / "out"
-    status = experiments.main(["run-exp", "-n", "late", "-K", "4", "-o", str(out),
+    status = cli.main(["run-exp", "-n", "late", "-K", "4", "-o", str(out),
                                *RUN_EXP_TINY, "--epochs", "3"])
     err = capsys.readouterr().err
     print(err)
-    assert status == experiments.DIVERGED
+    assert status == cli.DIVERGED
     cfg, fit = load_experiment(out / "late_L1_K4.json")
     assert cfg["diverged"] == {"epoch": 2, "batch": 1, "loss": "inf",
                                "message": cfg["diverged"]["message"]}

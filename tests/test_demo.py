@@ -2,7 +2,7 @@
 import json
 
 from hw2 import demo
-from hw2.experiments import load_experiment
+from hw2.results import load_experiment
 
 
 def test_demo_trains_a_cnn_on_digits_through_the_cli_and_leaves_its_files(tmp_path, capsys):

@@ -3,9 +3,11 @@
 Runs train tiny networks on scikit-learn's 8x8 digits (real, offline) for one or two epochs of
 a few batches, so each test takes a second or two.
 """
+import inspect
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,28 +16,14 @@ import torch
 import torch.nn as nn
 
 from cs236781.train_results import FitResult
-from hw2 import experiments
+from helpers import TINY_RUN as TINY, assert_fit_equal as _fit_equal, child_env
+from helpers import files_in as _leftovers
+from hw2 import config, devices, experiments, results, training
+from hw2.config import ExperimentConfig, expand_channels
 from hw2.datasets import DatasetUnavailableError
-from hw2.experiments import (
-    ExperimentConfigError, cnn_experiment, expand_channels, load_experiment, rerun_config,
-    result_filename, save_experiment, to_jsonable,
-)
-
-TINY = dict(dataset="digits", bs_train=32, bs_test=64, batches=3, epochs=2, early_stopping=None,
-            filters_per_layer=[4, 8], layers_per_block=1, pool_every=1, hidden_dims=[16],
-            verbose=False)
-
-
-def _fit_equal(a: FitResult, b: FitResult) -> None:
-    assert a.num_epochs == b.num_epochs
-    for field in FitResult._fields[1:]:
-        torch.testing.assert_close(torch.tensor(getattr(a, field), dtype=torch.float64),
-                                   torch.tensor(getattr(b, field), dtype=torch.float64),
-                                   rtol=0, atol=0)
-
-
-def _leftovers(folder: Path):
-    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+from hw2.experiments import cnn_experiment, rerun_config
+from hw2.results import load_experiment, result_filename, save_experiment, to_jsonable
+from hw2.validation import ExperimentConfigError, ExperimentConfigTypeError
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -95,14 +83,14 @@ def test_cnn_model_matches_a_hand_parameter_count(tmp_path):
 ])
 def test_each_model_type_trains_and_is_recorded(tmp_path, model_type, cls_name, monkeypatch):
     built = []
-    original = experiments._build_model
+    original = experiments.build_model
 
-    def spy(cfg, info, kw):
-        model = original(cfg, info, kw)
+    def spy(cfg, info):
+        model = original(cfg, info)
         built.append(model)
         return model
 
-    monkeypatch.setattr(experiments, "_build_model", spy)
+    monkeypatch.setattr(experiments, "build_model", spy)
     run = cnn_experiment("m", out_dir=tmp_path, seed=1, model_type=model_type, **TINY)
     assert type(built[0]).__name__ == cls_name
     assert built[0].channels == [4, 8]
@@ -165,11 +153,7 @@ def test_learns_digits_well_above_chance(tmp_path):
     (dict(no_such_option=1), "no_such_option"),
 ])
 def test_impossible_configurations_fail_before_training_and_write_nothing(
-        tmp_path, monkeypatch, override, needle):
-    def no_training(*args, **kwargs):
-        raise AssertionError("training must not start")
-
-    monkeypatch.setattr(experiments.ClassifierTrainer, "fit", no_training)
+        tmp_path, no_training, override, needle):
     out = tmp_path / "results"
     with pytest.raises(ExperimentConfigError, match=None) as info:
         cnn_experiment("bad", out_dir=out, seed=0, **{**TINY, **override})
@@ -190,13 +174,8 @@ def test_out_dir_that_is_a_file_is_rejected(tmp_path):
         cnn_experiment("x", out_dir=target, **TINY)
 
 
-def test_missing_real_data_raises_before_training_and_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("HW2_DATA_DIR", str(tmp_path / "no-data"))
+def test_missing_real_data_raises_before_training_and_writes_nothing(tmp_path, offline_data):
     # Any download attempt goes to a closed local port and fails at once, online or not.
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.setenv(var, "http://127.0.0.1:9")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
     out = tmp_path / "results"
     with pytest.raises(DatasetUnavailableError, match="HW2_DATA_DIR"):
         cnn_experiment("nodata", out_dir=out, seed=0, **{**TINY, "dataset": "cifar10"})
@@ -215,7 +194,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
 
     checkpoint = str(tmp_path / "ck" / "run")
     calls = {"n": 0}
-    original = experiments.ClassifierTrainer.train_epoch
+    original = training.ClassifierTrainer.train_epoch
 
     def dies_in_epoch_3(self, dl, **kw):
         calls["n"] += 1
@@ -223,7 +202,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
             raise _Killed()
         return original(self, dl, **kw)
 
-    monkeypatch.setattr(experiments.ClassifierTrainer, "train_epoch", dies_in_epoch_3)
+    monkeypatch.setattr(training.ClassifierTrainer, "train_epoch", dies_in_epoch_3)
     with pytest.raises(_Killed):
         cnn_experiment("run", out_dir=tmp_path / "out", checkpoints=checkpoint, **settings)
     assert not (tmp_path / "out").exists() or _leftovers(tmp_path / "out") == []
@@ -231,7 +210,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     done = saved["epochs_done"]
     assert 1 <= done <= 2
 
-    monkeypatch.setattr(experiments.ClassifierTrainer, "train_epoch", original)
+    monkeypatch.setattr(training.ClassifierTrainer, "train_epoch", original)
     capsys.readouterr()
     resumed = cnn_experiment("run", out_dir=tmp_path / "out", checkpoints=checkpoint,
                              **dict(settings, verbose=True))
@@ -260,30 +239,6 @@ def test_cuda_fast_paths_are_off_on_cpu_even_when_requested(tmp_path):
     assert not any(v for k, v in run.config["fast_paths"].items())
     assert run.config["amp"] is True  # the request is recorded for reproduction
     assert torch.backends.cudnn.benchmark is False
-
-
-def test_autocast_trainer_matches_float32_training_closely():
-    # bf16 autocast also exists on the CPU, so the autocast code path is testable here.
-    torch.manual_seed(0)
-    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
-
-    def make():
-        torch.manual_seed(1)
-        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                            nn.Linear(256, 10))
-        return net, torch.optim.SGD(net.parameters(), lr=0.1)
-
-    net32, opt32 = make()
-    net16, opt16 = make()
-    plain = experiments._ExperimentTrainer(net32, nn.CrossEntropyLoss(), opt32, device="cpu")
-    mixed = experiments._ExperimentTrainer(net16, nn.CrossEntropyLoss(), opt16, device="cpu",
-                                           autocast_dtype=torch.bfloat16)
-    r32, r16 = plain.train_batch((x, y)), mixed.train_batch((x, y))
-    assert r16.loss == pytest.approx(r32.loss, rel=2e-2)
-    for p32, p16 in zip(net32.parameters(), net16.parameters()):
-        assert p16.dtype == torch.float32  # master weights stay float32
-        torch.testing.assert_close(p16, p32, rtol=0, atol=5e-3)
-    assert mixed.test_batch((x, y)).loss == pytest.approx(plain.test_batch((x, y)).loss, rel=2e-2)
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -327,7 +282,7 @@ def test_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(experiments.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_experiment("w", str(tmp_path), cfg, fit._replace(num_epochs=1, test_acc=[99.0]))
     assert Path(path).read_text() == before
@@ -375,10 +330,7 @@ def test_load_experiment_accepts_the_good_file_and_reports_missing_ones(tmp_path
 
 
 def _fast_cfg(**flags):
-    cfg = dict(amp=None, channels_last=None, cudnn_benchmark=None, non_blocking=None,
-               compile_model=False, loader="tensor")
-    cfg.update(flags)
-    return cfg
+    return ExperimentConfig("fast", **flags)
 
 
 @pytest.mark.parametrize("flags, bf16, expected", [
@@ -396,11 +348,95 @@ def _fast_cfg(**flags):
 def test_fast_paths_default_on_for_cuda(monkeypatch, flags, bf16, expected):
     # Decided from the flags and the device alone, so a pretend CUDA device tests it anywhere.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    assert experiments._resolve_fast_paths(_fast_cfg(**flags), torch.device("cuda")) == expected
+    assert devices.resolve_fast_paths(_fast_cfg(**flags), torch.device("cuda")) == expected
 
 
 def test_requesting_bf16_on_a_gpu_without_it_fails_before_training(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
     with pytest.raises(ExperimentConfigError, match="Old GPU does not support"):
-        experiments._resolve_fast_paths(_fast_cfg(amp=True), torch.device("cuda"))
+        devices.resolve_fast_paths(_fast_cfg(amp=True), torch.device("cuda"))
+
+
+# -- the configuration behind cnn_experiment ---------------------------------------------------
+
+@pytest.mark.parametrize("override, needle", [
+    (dict(pool_every=1.5), "pool_every must be an integer >= 1, got 1.5"),
+    (dict(amp="yes"), "amp must be True, False or None (automatic), got 'yes'"),
+    (dict(epochs="3"), "epochs must be an integer >= 1, got '3'"),
+    (dict(filters_per_layer=64), "filters_per_layer must be a list of positive integers"),
+    (dict(lr="fast"), "lr must be a finite number > 0.0, got 'fast'"),
+])
+def test_settings_of_the_wrong_type_raise_the_type_error_flavour(tmp_path, no_training,
+                                                                  override, needle):
+    with pytest.raises(ExperimentConfigTypeError) as info:
+        cnn_experiment("bad", out_dir=tmp_path, **{**TINY, **override})
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ExperimentConfigError)
+    assert needle in str(info.value)
+    assert _leftovers(tmp_path) == []
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_plain_numbers(tmp_path):
+    run = cnn_experiment("np", out_dir=tmp_path, seed=np.int64(3),
+                         **{**TINY, "epochs": np.int32(1), "batches": np.int64(2),
+                            "filters_per_layer": np.array([4, 8]), "lr": np.float32(0.002)})
+    assert (run.config["epochs"], run.config["batches"], run.config["seed"]) == (1, 2, 3)
+    assert run.config["filters_per_layer"] == [4, 8]
+    assert run.config["lr"] == pytest.approx(0.002)
+    assert run.result.num_epochs == 1
+
+
+def test_signature_defaults_are_the_configs_defaults():
+    fields = {f.name: f for f in config.dataclasses.fields(ExperimentConfig)}
+    for name, param in inspect.signature(cnn_experiment).parameters.items():
+        if name in ("run_name", "verbose", "kw"):
+            continue
+        default = fields[name].default
+        expected = None if name in ("filters_per_layer", "hidden_dims") else default
+        assert param.default == expected, name  # None there means the config's default list
+    assert ExperimentConfig("x").filters_per_layer == (64,)
+    assert ExperimentConfig("x", hidden_dims=None).hidden_dims == (1024,)
+
+
+def test_every_config_field_is_accepted_by_cnn_experiment(tmp_path, no_training):
+    settings = dict(ExperimentConfig("all", out_dir=str(tmp_path)).experiment_kwargs(),
+                    dataset="digits", verbose=False)
+    assert set(settings) - {"verbose"} == set(config.EXPERIMENT_PARAMS)
+    with pytest.raises(AssertionError, match="training must not start"):
+        cnn_experiment(**settings)
+
+
+def test_parse_cli_gives_cnn_experiments_keyword_arguments(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["experiments.py", "run-exp", "-n", "c", "-K", "8", "16",
+                                      "-L", "1", "--model-kw", "batchnorm=true", "-q"])
+    args = experiments.parse_cli()
+    assert args.subcmd_fn is cnn_experiment
+    kwargs = {k: v for k, v in vars(args).items() if k != "subcmd_fn"}
+    assert kwargs["filters_per_layer"] == [8, 16] and kwargs["layers_per_block"] == 1
+    assert kwargs["batchnorm"] is True and kwargs["verbose"] is False
+    assert set(kwargs) == {*config.EXPERIMENT_PARAMS, "batchnorm", "verbose"}
+    assert set(kwargs) <= {*inspect.signature(cnn_experiment).parameters,
+                           *config.EXPERIMENT_PARAMS, "batchnorm"}
+
+
+@pytest.mark.parametrize("data_dir", [None, "/data/sets"])
+def test_data_dir_is_the_data_root(data_dir):
+    import subprocess
+    env = child_env()
+    env.pop("HW2_DATA_DIR", None)
+    if data_dir:
+        env["HW2_DATA_DIR"] = data_dir
+    proc = subprocess.run([sys.executable, "-c", "import hw2.experiments as e; print(e.DATA_DIR)"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    expected = data_dir or os.path.join(os.path.expanduser("~"), ".pytorch-datasets")
+    assert proc.stdout.strip() == expected
+
+
+def test_names_the_notebook_imports_from_hw2_experiments_still_work():
+    assert experiments.expand_channels is expand_channels
+    assert experiments.load_experiment is results.load_experiment
+    assert experiments.save_experiment is results.save_experiment
+    assert experiments.result_filename is results.result_filename
+    assert experiments.ExperimentConfigError is ExperimentConfigError
+    assert experiments.EXPERIMENT_PARAMS == config.EXPERIMENT_PARAMS

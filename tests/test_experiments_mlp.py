@@ -87,12 +87,23 @@ def test_is_reproducible_under_a_seed(loaders):
     assert outs[0] == outs[1]
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(depth=0, width=4, n_epochs=1), "depth must be a positive integer, got 0"),
-    (dict(depth=1, width=2.5, n_epochs=1), "width must be a positive integer, got 2.5"),
-    (dict(depth=1, width=4, n_epochs=0), "n_epochs must be a positive integer, got 0"),
-    (dict(depth=True, width=4, n_epochs=1), "depth must be a positive integer, got True"),
+# A size below 1 is a bad value (ValueError); a size that is no integer at all (2.5, True)
+# is of the wrong type (TypeError), as everywhere in the package.
+@pytest.mark.parametrize("kwargs, exc, words", [
+    (dict(depth=0, width=4, n_epochs=1), ValueError, "depth must be a positive integer, got 0"),
+    (dict(depth=1, width=2.5, n_epochs=1), TypeError, "width must be a positive integer, got 2.5"),
+    (dict(depth=1, width=4, n_epochs=0), ValueError, "n_epochs must be a positive integer, got 0"),
+    (dict(depth=True, width=4, n_epochs=1), TypeError,
+     "depth must be a positive integer, got True"),
 ])
-def test_rejects_bad_sizes(loaders, kwargs, words):
-    with pytest.raises(ValueError, match=words):
+def test_rejects_bad_sizes(loaders, kwargs, exc, words):
+    with pytest.raises(exc, match=words):
         mlp_experiment(dl_train=loaders[0], dl_valid=loaders[1], dl_test=loaders[2], **kwargs)
+
+
+def test_accepts_numpy_sizes(loaders):
+    torch.manual_seed(0)
+    model, thresh, _, _ = mlp_experiment(np.int64(1), np.int32(3), *loaders, n_epochs=np.int64(1))
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(2, 3), (3, 2)]
+    assert 0.0 <= thresh <= 1.0

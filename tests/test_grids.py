@@ -13,10 +13,12 @@ import torch.nn as nn  # noqa: E402
 from cs236781.train_results import FitResult  # noqa: E402
 from hw2 import grids  # noqa: E402
 from hw2.cnn import CNN, ResNet, YourCNN  # noqa: E402
-from hw2.experiments import (  # noqa: E402
-    UsageError, build_parser, expand_channels, load_experiment, save_experiment,
-)
+from hw2 import cluster  # noqa: E402
+from hw2.cli import build_parser  # noqa: E402
+from hw2.config import ExperimentConfig, expand_channels  # noqa: E402
 from hw2.grids import GRIDS, Grid, GridRun  # noqa: E402
+from hw2.results import load_experiment, save_experiment  # noqa: E402
+from hw2.validation import ExperimentConfigError, UsageError  # noqa: E402
 
 # The grids as the assignment states them, written out independently of hw2.grids.
 EXPECTED = {
@@ -117,6 +119,53 @@ def test_grid_commands_parse_back_to_the_same_experiment(tmp_path):
                         "early_stopping", "lr", "reg", "dataset", "loader"):
                 assert getattr(args, key) == kw[key], (run.stem, key)
             assert args.run_name == grid.name and args.out_dir == str(tmp_path)
+            # Every field, not only those: the command is exactly the run's configuration.
+            assert ExperimentConfig.from_args(args) == run.config(settings, str(tmp_path))
+
+
+def test_grid_commands_carry_every_setting_that_differs_from_the_default(tmp_path):
+    settings = grids.grid_settings(dataset="digits", augment=True, amp=False,
+                                   channels_last=True, compile_model=True, loader="tensor",
+                                   kw={"batchnorm": True, "dropout": 0.25}, bs_test=None)
+    run = GRIDS["exp1_1"].runs[0]
+    argv = run.command(settings, str(tmp_path))
+    for flag in ("--augment", "--no-amp", "--channels-last", "--compile", "--dataset"):
+        assert flag in argv, flag
+    assert "--bs-test" not in argv  # None (bs_train // 4) has no spelling: left to the default
+    assert argv[argv.index("--model-kw") + 1] == "batchnorm=true"
+    args = build_parser().parse_args(argv[3:])
+    assert ExperimentConfig.from_args(args) == run.config(settings, str(tmp_path))
+    assert run.config(settings, str(tmp_path)).kw == {"batchnorm": True, "dropout": 0.25}
+
+
+def test_impossible_grid_settings_fail_before_anything_is_submitted(tmp_path):
+    with pytest.raises(ExperimentConfigError, match="bs_train must be an integer >= 1, got 0"):
+        grids.submit_grid("exp1_3", tmp_path, grids.grid_settings(bs_train=0),
+                          log_dir=tmp_path / "logs", dry_run=True)
+    with pytest.raises(ExperimentConfigError, match="timeout_min must be an integer >= 1, got -5"):
+        grids.submit_grid("exp1_3", tmp_path, grids.grid_settings(), log_dir=tmp_path / "logs",
+                          timeout_min=-5, dry_run=True)
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("changes, exc, needle", [
+    (dict(timeout_min=0), ValueError, "timeout_min must be an integer >= 1, got 0"),
+    (dict(gpus=-1), ValueError, "gpus must be an integer >= 0, got -1"),
+    (dict(cpus=1.5), TypeError, "cpus must be an integer >= 1, got 1.5"),
+    (dict(cluster="pbs"), ValueError, "cluster must be one of slurm, local, debug, got 'pbs'"),
+    (dict(partition=""), ValueError, "partition must be a non-empty string"),
+    (dict(array_parallelism=0), ValueError, "array_parallelism must be an integer >= 1"),
+])
+def test_cluster_settings_are_checked(changes, exc, needle):
+    with pytest.raises(exc, match=needle):
+        cluster.ClusterSettings(**changes)
+
+
+def test_cluster_settings_accept_numpy_integers():
+    import numpy as np
+    settings = cluster.ClusterSettings(timeout_min=np.int64(30), gpus=np.int32(0))
+    assert (settings.timeout_min, settings.gpus) == (30, 0)
+    assert type(settings.timeout_min) is int
 
 
 def test_quick_settings_shrink_the_workload_only():
@@ -185,7 +234,9 @@ def test_submit_grid_runs_a_job_array_with_the_local_executor(tmp_path, capsys):
 
 def test_local_executor_gets_explicit_timeout_and_visible_gpus(tmp_path):
     pytest.importorskip("submitit")
-    executor = grids._make_executor("local", tmp_path, None, 37, 1, 2, None, None, 2)
+    executor = cluster.make_executor(
+        cluster.ClusterSettings(cluster="local", log_dir=str(tmp_path), timeout_min=37, gpus=1,
+                                cpus=2), n_jobs=2)
     assert executor.cluster == "local"
     params = executor._executor.parameters
     assert params["timeout_min"] == 37

@@ -18,7 +18,7 @@ import hw2.training as training
 from cs236781.train_results import BatchResult, EpochResult, FitResult
 from hw2.classifier import ArgMaxClassifier
 from hw2.datasets import load_dataset
-from hw2.training import ClassifierTrainer, LayerTrainer, Trainer
+from hw2.training import ClassifierTrainer, ExperimentTrainer, LayerTrainer, Trainer
 
 
 def loader(n=10, batch_size=3, features=4, seed=0):
@@ -581,3 +581,58 @@ def test_reprs():
     text = repr(ClassifierTrainer(lin, nn.CrossEntropyLoss(), torch.optim.SGD(lin.parameters(), lr=1)))
     assert text == ("ClassifierTrainer(model=Linear, loss_fn=CrossEntropyLoss(), optimizer=SGD, "
                     "device=cpu)")
+
+
+def test_autocast_trainer_matches_float32_training_closely():
+    # bf16 autocast also exists on the CPU, so the autocast code path is testable here.
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+
+    def make():
+        torch.manual_seed(1)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(256, 10))
+        return net, torch.optim.SGD(net.parameters(), lr=0.1)
+
+    net32, opt32 = make()
+    net16, opt16 = make()
+    plain = ExperimentTrainer(net32, nn.CrossEntropyLoss(), opt32, device="cpu")
+    mixed = ExperimentTrainer(net16, nn.CrossEntropyLoss(), opt16, device="cpu",
+                                           autocast_dtype=torch.bfloat16)
+    r32, r16 = plain.train_batch((x, y)), mixed.train_batch((x, y))
+    assert r16.loss == pytest.approx(r32.loss, rel=2e-2)
+    for p32, p16 in zip(net32.parameters(), net16.parameters()):
+        assert p16.dtype == torch.float32  # master weights stay float32
+        torch.testing.assert_close(p16, p32, rtol=0, atol=5e-3)
+    assert mixed.test_batch((x, y)).loss == pytest.approx(plain.test_batch((x, y)).loss, rel=2e-2)
+
+
+
+def test_experiment_trainer_autocast_hooks_leave_no_state_behind():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    trainer = ExperimentTrainer(net, nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.1),
+                                device="cpu", autocast_dtype=torch.bfloat16)
+    x = torch.randn(5, 4)
+    assert net(x).dtype == torch.float32  # scores come back as float32
+    assert not torch.is_autocast_enabled("cpu")  # autocast is left after the forward pass
+    with pytest.raises(RuntimeError):
+        net(torch.randn(5, 7))  # a failing forward pass leaves autocast too
+    assert not torch.is_autocast_enabled("cpu")
+    trainer.close()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+        assert net(x).dtype == torch.float32
+    assert len(net._forward_hooks) == 0 and len(net._forward_pre_hooks) == 0
+
+
+def test_experiment_trainer_channels_last_converts_model_and_batches():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    trainer = ExperimentTrainer(net, nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.1),
+                                device="cpu", channels_last=True)
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    X, y = trainer._to_device((torch.randn(2, 3, 6, 6), torch.tensor([0, 1])))
+    assert X.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.train_batch((torch.randn(2, 3, 6, 6), torch.tensor([0, 1]))).loss > 0
+    assert "channels_last=True" in repr(trainer)
+    with pytest.raises(TypeError, match="autocast_dtype must be a torch.dtype"):
+        ExperimentTrainer(net, nn.CrossEntropyLoss(), None, autocast_dtype="bf16")

@@ -1,0 +1,198 @@
+"""The command line ``python -m hw2.experiments``: every sub-command, its parser and exit codes.
+
+* ``run-exp``: one run; its flags are the fields of :class:`~hw2.config.ExperimentConfig`.
+* ``grid-run`` / ``grid-submit`` / ``grid-show``: the grids of :mod:`hw2.grids`, here, as a
+  submitit job array, or as ``run-exp`` command lines; the grid-override flags are the same
+  fields (a flag not given keeps the grid's setting).
+* ``summarize``: the table (and plots) of a results folder (:mod:`hw2.summaries`).
+
+Every failure the user can fix exits with :data:`USAGE_ERROR` (2) after one paragraph on
+stderr, without a traceback and without writing a result file.
+"""
+import argparse
+import os
+import shlex
+import sys
+from typing import List, Optional, Sequence
+
+from hw2 import grids
+from hw2.cluster import CLUSTERS, ClusterSettings
+from hw2.config import GRID_OVERRIDES, ExperimentConfig, add_arguments
+from hw2.datasets import DatasetUnavailableError
+from hw2.experiments import add_run_exp_arguments, run_experiment
+from hw2.results import is_complete
+from hw2.summaries import summarize
+from hw2.validation import ExperimentConfigError, UsageError
+
+__all__ = ["USAGE_ERROR", "DIVERGED", "PROG", "build_parser", "main"]
+
+#: Exit status of every failure the user can fix (bad flags, impossible configurations,
+#: missing data), as argparse uses for bad flags.
+USAGE_ERROR = 2
+#: Exit status of ``run-exp`` when training diverged (the result file records it).
+DIVERGED = 3
+#: How the command is started.
+PROG = "python -m hw2.experiments"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m hw2.experiments`` and its sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run the Part 5 CNN experiments: one run, whole grids "
+                               "(locally or on Slurm), and result summaries.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("run-exp", help="train one CNN configuration and save its result file",
+                       description="Train one CNN configuration; writes "
+                                   "OUT_DIR/RUN_NAME_L{L}_K{K-K}.json.")
+    add_run_exp_arguments(p)
+    p.set_defaults(handler=_cmd_run_exp)
+    _add_grid_parsers(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m hw2.experiments``.
+
+    Every failure the user can fix (a malformed flag, an impossible architecture, an unknown
+    model type or data set, real data missing offline, a bad results folder) prints one
+    paragraph on stderr and returns :data:`USAGE_ERROR` (2), without a traceback and without
+    writing a result file.
+
+    :param argv: Arguments (default: ``sys.argv[1:]``).
+    :return: The exit status.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse already printed usage and the message
+        return int(exit_.code or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except (ExperimentConfigError, DatasetUnavailableError, UsageError) as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _cmd_run_exp(args) -> int:
+    run = run_experiment(ExperimentConfig.from_args(args), verbose=not args.quiet)
+    diverged = run.config.get("diverged")
+    if diverged:
+        print(f"{PROG} run-exp: {os.path.basename(run.path)}: training diverged at epoch "
+              f"{diverged['epoch']} (loss {diverged['loss']} at batch {diverged['batch']}); the "
+              f"result file records it with the {run.result.num_epochs} epoch(s) before",
+              file=sys.stderr)
+        return DIVERGED
+    best = max(run.result.test_acc) if run.result.test_acc else float("nan")
+    print(f"{os.path.basename(run.path)}: {run.result.num_epochs} epoch(s), best test accuracy "
+          f"{best:.1f}%, {run.config['wall_time_s']:.1f}s")
+    return 0
+
+
+def _add_grid_parsers(sub) -> None:
+    """Add ``grid-run``, ``grid-submit``, ``grid-show`` and ``summarize``."""
+    names_help = f"grid name(s): {', '.join(grids.GRIDS)}, or all"
+
+    def common(p):
+        p.add_argument("names", nargs="+", metavar="GRID", help=names_help)
+        add_arguments(p, ["out_dir"])
+        p.add_argument("--quick", action="store_true",
+                       help="tiny smoke-test workload (2 epochs of 2 batches)")
+        add_arguments(p, GRID_OVERRIDES, overrides=True)
+
+    p = sub.add_parser("grid-run", help="run grids here, sequentially, skipping finished runs")
+    common(p)
+    p.set_defaults(handler=_cmd_grid_run)
+
+    p = sub.add_parser("grid-submit", help="submit grids as a submitit job array (Slurm if srun "
+                                           "is on the PATH, else local processes)")
+    common(p)
+    d = ClusterSettings()
+    c = p.add_argument_group("cluster")
+    c.add_argument("--partition", "-p", default=d.partition, help="Slurm partition")
+    c.add_argument("--timeout-min", type=int, default=d.timeout_min,
+                   help=f"time limit per job, minutes ({d.timeout_min})")
+    c.add_argument("--gpus", type=int, default=d.gpus, help=f"GPUs per job ({d.gpus})")
+    c.add_argument("--cpus", type=int, default=d.cpus, help=f"CPU cores per job ({d.cpus})")
+    c.add_argument("--array-parallelism", type=int, default=d.array_parallelism,
+                   help="at most this many jobs at once (Slurm)")
+    c.add_argument("--cluster", choices=CLUSTERS, default=d.cluster,
+                   help="force an executor (default: Slurm when srun is on the PATH, else local)")
+    c.add_argument("--log-dir", default=d.log_dir, help=f"submitit's job folder ({d.log_dir})")
+    c.add_argument("--conda-env", default=d.conda_env,
+                   help="conda environment to activate in each Slurm job")
+    p.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
+    p.add_argument("--wait", action="store_true", help="wait for the jobs, then print the summary")
+    p.set_defaults(handler=_cmd_grid_submit)
+
+    p = sub.add_parser("grid-show", help="print each run of grids as a run-exp command line")
+    common(p)
+    p.set_defaults(handler=_cmd_grid_show)
+
+    p = sub.add_parser("summarize", help="table (and plots) of a results folder")
+    p.add_argument("results_dir", nargs="?", default="./results", metavar="DIR",
+                   help="results folder (./results)")
+    p.add_argument("--plots", default=None, metavar="OUTDIR",
+                   help="write one loss/accuracy PNG per grid into OUTDIR")
+    p.add_argument("--pattern", default="*.json", help="only files matching this glob (*.json)")
+    p.set_defaults(handler=_cmd_summarize)
+
+
+def _settings_from(args) -> dict:
+    """The grid settings: the grid's own, with the override flags that were given."""
+    overrides = {name: getattr(args, name) for name in GRID_OVERRIDES if hasattr(args, name)}
+    if "kw" in overrides:
+        overrides["kw"] = dict(overrides["kw"])
+    return grids.grid_settings(quick=args.quick, **overrides)
+
+
+def _cmd_grid_run(args) -> int:
+    chosen = grids.get_grids(args.names)
+    settings = _settings_from(args)
+    for grid in chosen:
+        print(f"=== {grid.name}: {grid.title} ({len(grid)} runs) ===")
+        grids.run_grid(grid, args.out_dir, settings)
+    summarize(args.out_dir, pattern=_names_pattern(chosen))
+    return 0
+
+
+def _names_pattern(chosen: List[grids.Grid]) -> str:
+    return f"{chosen[0].name}_*.json" if len(chosen) == 1 else "exp*.json"
+
+
+def _cmd_grid_submit(args) -> int:
+    chosen = grids.get_grids(args.names)
+    cluster, submitted = grids.submit_grid(
+        [g.name for g in chosen], args.out_dir, _settings_from(args), cluster=args.cluster,
+        log_dir=args.log_dir, partition=args.partition, timeout_min=args.timeout_min,
+        gpus=args.gpus, cpus=args.cpus, array_parallelism=args.array_parallelism,
+        conda_env=args.conda_env, dry_run=args.dry_run)
+    if args.dry_run or not submitted:
+        return 0
+    if not args.wait:
+        print(f"Follow the jobs with squeue (Slurm) and the logs in {args.log_dir}; then run: "
+              f"python -m hw2.experiments summarize {args.out_dir}")
+        return 0
+    failed = 0
+    for item in submitted:
+        try:
+            item.job.result()
+        except Exception as err:  # a job's failure is reported, the others still count
+            failed += 1
+            print(f"{item.run.stem}: job {item.job.job_id} failed: {err}", file=sys.stderr)
+    summarize(args.out_dir, pattern=_names_pattern(chosen))
+    return 1 if failed else 0
+
+
+def _cmd_grid_show(args) -> int:
+    settings = _settings_from(args)
+    for grid in grids.get_grids(args.names):
+        print(f"# {grid.name}: {grid.title}")
+        for run in grid.runs:
+            done = is_complete(os.path.join(args.out_dir, run.filename))
+            print(("# done: " if done else "") + shlex.join(run.command(settings, args.out_dir)))
+    return 0
+
+
+def _cmd_summarize(args) -> int:
+    summarize(args.results_dir, plots_dir=args.plots, pattern=args.pattern)
+    return 0
