@@ -13,14 +13,15 @@ features is found by a dry forward pass that saves and restores the torch RNG st
 consumes no randomness.
 """
 import math
-from numbers import Integral, Real
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from hw2.mlp import MLP
+from hw2.validation import check_int, check_real
 
 __all__ = [
     "ACTIVATIONS",
@@ -699,24 +700,27 @@ def _check_input_tensor(owner: str, x) -> None:
 
 
 def _check_positive_int(name: str, value) -> int:
-    """:return: ``int(value)``, or raise a ``ValueError`` if it is not an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """``value`` as an int >= 1 (:func:`hw2.validation.check_int`: TypeError for a non-integer,
+    ValueError below 1)."""
+    return check_int(name, value, 1, expected="a positive integer")
 
 
 def _check_int_list(name: str, values, allow_empty: bool) -> List[int]:
-    """:return: ``values`` as a list of positive ints, or raise a ``ValueError``."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}")
-    if not values and not allow_empty:
+    """:return: ``values`` as a list of positive ints (TypeError: not a sequence of integers;
+    ValueError: empty when not allowed, or an entry below 1)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of positive integers, got {values!r}")
+    if len(values) == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty")
     return [_check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
 
 
 def _check_in_size(in_size) -> Tuple[int, int, int]:
-    """:return: ``in_size`` as a ``(C, H, W)`` tuple, or raise a ``ValueError``."""
-    if isinstance(in_size, (str, bytes)) or not isinstance(in_size, Sequence) or len(in_size) != 3:
+    """:return: ``in_size`` as a ``(C, H, W)`` tuple (TypeError: not a sequence; ValueError:
+    not three sizes >= 1)."""
+    if isinstance(in_size, (str, bytes)) or not isinstance(in_size, (Sequence, torch.Size)):
+        raise TypeError(f"in_size must be (channels, height, width), got {in_size!r}")
+    if len(in_size) != 3:
         raise ValueError(f"in_size must be (channels, height, width), got {in_size!r}")
     return tuple(_check_positive_int(f"in_size[{i}]", v) for i, v in enumerate(in_size))
 
@@ -736,6 +740,8 @@ def _check_kernel_sizes(kernel_sizes, count: int) -> List[int]:
 
 
 def _check_dropout(dropout) -> None:
-    """Raise a ``ValueError`` unless ``0 <= dropout < 1``."""
-    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    """Raise unless ``0 <= dropout < 1`` (TypeError for a non-number)."""
+    expected = "a probability in [0, 1)"
+    check_real("dropout", dropout, 0.0, expected=expected)
+    if not dropout < 1:
+        raise ValueError(f"dropout must be {expected}, got {dropout!r}")

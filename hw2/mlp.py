@@ -4,30 +4,52 @@ The network alternates fully-connected layers and nonlinearities::
 
     Linear(in_dim, dims[0]) -> act[0] -> Linear(dims[0], dims[1]) -> act[1] -> ...
 
-Each nonlinearity is either a short name (see :data:`NONLINEARITIES`) or any ready-made
-``nn.Module``, so the same class serves as a classifier head (last nonlinearity ``'none'``),
+Each nonlinearity is either a short name (see :data:`ACTIVATIONS`, the course's table of
+classes, with :data:`ACTIVATION_DEFAULT_KWARGS`; :data:`NONLINEARITIES` builds them) or any
+ready-made ``nn.Module``, so the same class serves as a classifier head (last nonlinearity ``'none'``),
 a probability model (``'softmax'``) or a block inside a bigger model such as
 :class:`hw2.cnn.CNN`.
 """
-from numbers import Integral
-from typing import Callable, Dict, Sequence, Union
+import functools
+from collections import defaultdict
+from typing import Callable, Dict, Sequence, Type, Union
 
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ["MLP", "NONLINEARITIES", "make_nonlinearity"]
+from hw2.validation import check_int
 
-#: Name -> factory of the nonlinearities an :class:`MLP` accepts by name. Softmax and
-#: log-softmax normalise over the feature dimension (dim=1) of an ``(N, D)`` batch.
-NONLINEARITIES: Dict[str, Callable[[], nn.Module]] = {
+__all__ = ["MLP", "ACTIVATIONS", "ACTIVATION_DEFAULT_KWARGS", "NONLINEARITIES",
+           "make_nonlinearity"]
+
+#: Name -> ``nn.Module`` class of the nonlinearities an :class:`MLP` accepts by name
+#: (``'none'`` is the identity).
+ACTIVATIONS: Dict[str, Type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
-    "softmax": lambda: nn.Softmax(dim=1),
-    "logsoftmax": lambda: nn.LogSoftmax(dim=1),
+    "softmax": nn.Softmax,
+    "logsoftmax": nn.LogSoftmax,
     "lrelu": nn.LeakyReLU,
     "none": nn.Identity,
 }
+#: Name -> keyword arguments each class of :data:`ACTIVATIONS` is built with (``{}`` for any
+#: name not listed). Softmax and log-softmax normalise over the feature dimension (dim=1) of
+#: an ``(N, D)`` batch.
+ACTIVATION_DEFAULT_KWARGS: Dict[str, dict] = defaultdict(
+    dict, {**{name: {} for name in ACTIVATIONS}, "softmax": dict(dim=1), "logsoftmax": dict(dim=1)})
+
+
+def _factory(name: str) -> Callable[[], nn.Module]:
+    """A factory building ``ACTIVATIONS[name]`` with (a copy of) its default kwargs."""
+    def build() -> nn.Module:
+        return ACTIVATIONS[name](**dict(ACTIVATION_DEFAULT_KWARGS[name]))
+    return functools.update_wrapper(build, ACTIVATIONS[name], assigned=("__doc__",))
+
+
+#: Name -> factory of the nonlinearities an :class:`MLP` accepts by name (from
+#: :data:`ACTIVATIONS` and :data:`ACTIVATION_DEFAULT_KWARGS`).
+NONLINEARITIES: Dict[str, Callable[[], nn.Module]] = {name: _factory(name) for name in ACTIVATIONS}
 
 NonLin = Union[str, nn.Module]
 
@@ -70,12 +92,13 @@ class MLP(nn.Module):
         :param dims: Output size of every layer; ``dims[-1]`` is the model's output size.
         :param nonlins: One nonlinearity per layer, a name from :data:`NONLINEARITIES` or an
             ``nn.Module``; use ``'none'`` for a layer without one.
-        :raises ValueError: If a size is not a positive integer, ``dims`` is empty, the two
-            sequences differ in length, or a nonlinearity name is unknown.
-        :raises TypeError: If ``dims`` or ``nonlins`` is not a sequence.
+        :raises ValueError: If a size is below 1, ``dims`` is empty, the two sequences differ
+            in length, or a nonlinearity name is unknown.
+        :raises TypeError: If ``dims`` or ``nonlins`` is not a sequence, or a size is not an
+            integer (numpy integers are accepted).
         """
         super().__init__()
-        _check_positive_int("in_dim", in_dim)
+        in_dim = _check_positive_int("in_dim", in_dim)
         for name, value in (("dims", dims), ("nonlins", nonlins)):
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                 raise TypeError(f"{name} must be a sequence (one entry per layer), got "
@@ -83,8 +106,7 @@ class MLP(nn.Module):
         dims, nonlins = list(dims), list(nonlins)
         if not dims:
             raise ValueError("dims must name at least one layer size, got an empty sequence")
-        for i, dim in enumerate(dims):
-            _check_positive_int(f"dims[{i}]", dim)
+        dims = [_check_positive_int(f"dims[{i}]", dim) for i, dim in enumerate(dims)]
         if len(dims) != len(nonlins):
             raise ValueError(
                 f"dims and nonlins must have the same length, got {len(dims)} dims {dims} "
@@ -130,7 +152,6 @@ class MLP(nn.Module):
         return self.seq(x)
 
 
-def _check_positive_int(name: str, value) -> None:
-    """Raise a ``ValueError`` naming ``name`` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _check_positive_int(name: str, value) -> int:
+    """``value`` as an int >= 1 (:func:`hw2.validation.check_int`)."""
+    return check_int(name, value, 1, expected="a positive integer")

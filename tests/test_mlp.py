@@ -1,4 +1,6 @@
 """Tests for hw2.mlp: structure, printout, numerics against plain torch.nn, and errors."""
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -128,13 +130,50 @@ def test_unknown_name_lists_valid_ones():
         (dict(in_dim=2, dims=[], nonlins=[]), "dims"),
         (dict(in_dim=0, dims=[3], nonlins=["relu"]), "in_dim"),
         (dict(in_dim=2, dims=[3, -1], nonlins=["relu", "none"]), "dims[1]"),
-        (dict(in_dim=2.5, dims=[3], nonlins=["relu"]), "in_dim"),
-        (dict(in_dim=True, dims=[3], nonlins=["relu"]), "in_dim"),
     ],
 )
 def test_bad_configuration_raises_value_error(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         MLP(**kwargs)
+
+
+# A size that is no integer at all is of the wrong type: TypeError, as everywhere in hw2.
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(in_dim=2.5, dims=[3], nonlins=["relu"]), "in_dim must be a positive integer, got 2.5"),
+    (dict(in_dim=True, dims=[3], nonlins=["relu"]), "in_dim must be a positive integer, got True"),
+    (dict(in_dim=2, dims=[3, "4"], nonlins=["relu", "none"]), "dims[1]"),
+])
+def test_sizes_of_the_wrong_type_raise_type_error(kwargs, fragment):
+    with pytest.raises(TypeError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        MLP(**kwargs)
+
+
+def test_numpy_sizes_are_accepted():
+    np = pytest.importorskip("numpy")
+    mlp = MLP(np.int64(3), np.array([4, 2]), ["relu", "none"])
+    assert (mlp.in_dim, mlp.out_dim) == (3, 2) and type(mlp.in_dim) is int
+    assert [m.out_features for m in mlp.seq if isinstance(m, nn.Linear)] == [4, 2]
+
+
+def test_course_activation_tables():
+    from hw2.mlp import ACTIVATION_DEFAULT_KWARGS, ACTIVATIONS
+    assert set(ACTIVATIONS) == set(NONLINEARITIES)
+    for name, cls in ACTIVATIONS.items():
+        assert isinstance(cls, type) and issubclass(cls, nn.Module), name
+        built = NONLINEARITIES[name]()
+        assert type(built) is cls
+        kwargs = ACTIVATION_DEFAULT_KWARGS[name]
+        assert type(cls(**kwargs)) is cls
+        for key, value in kwargs.items():
+            assert getattr(built, key) == value
+    assert ACTIVATION_DEFAULT_KWARGS["softmax"] == {"dim": 1} == ACTIVATION_DEFAULT_KWARGS["logsoftmax"]
+    assert ACTIVATION_DEFAULT_KWARGS["relu"] == {}
+    assert copy.copy(ACTIVATION_DEFAULT_KWARGS)["gelu"] == {}  # any other name: no kwargs
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(NONLINEARITIES["softmax"]()(x).sum(dim=1), torch.ones(4))
+    # The defaults are copied into each module: changing one module changes no table.
+    NONLINEARITIES["softmax"]().dim = 0
+    assert ACTIVATION_DEFAULT_KWARGS["softmax"] == {"dim": 1}
 
 
 def test_bad_nonlinearity_type_raises_type_error():
