@@ -15,6 +15,7 @@ only under pytest's ``tmp_path``. The oracle for a job's result is the same comm
 outside Slurm: the two results must be equal, number for number. Each job's id, final state,
 restart count and time are printed (``-rA`` or ``-s`` shows them).
 """
+import getpass
 import json
 import os
 import re
@@ -277,19 +278,36 @@ def test_grid_submit_array_makes_the_missing_results_and_only_those(tmp_path, ca
     print(f"grid-submit: resubmission {job_id} done, whole test {time.monotonic() - start:.1f} s")
 
 
-@pytest.mark.xfail(raises=MissingFeature, strict=True,
-                   reason="needs every setting checked before submission, issue 13 item 3")
-def test_grid_submit_refuses_a_bad_setting_before_any_job_exists(tmp_path, cancel_leftovers):
-    proc = _grid_submit(tmp_path, "--bs-train", "0")
-    created = _submitted_runs(proc.stdout)
-    for job in created.values():
-        cancel_leftovers.append(job.split("_")[0])
-    if created or (tmp_path / "submitit").exists():
-        raise MissingFeature(f"grid-submit --bs-train 0 submitted jobs {sorted(created.values())}"
-                             f" (exit {proc.returncode}) instead of refusing")
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "bs" in proc.stderr, proc.stderr
-    assert not (tmp_path / "results").exists()
+def _my_job_ids() -> set:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-u", getpass.getuser(), "-o", "%i"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("setting", [
+    ["--bs-train", "0"],
+    ["--timeout-min", "-5"],
+    pytest.param(["--partition", "no-such-partition"], marks=pytest.mark.xfail(
+        raises=MissingFeature, strict=True,
+        reason="sbatch's refusal should end in one line and exit 2, issue 13 item 3")),
+])
+def test_grid_submit_refuses_a_bad_setting_before_any_job_exists(tmp_path, cancel_leftovers,
+                                                                 setting):
+    before = _my_job_ids()
+    proc = _grid_submit(tmp_path, *setting)
+    created = sorted(_my_job_ids() - before)
+    cancel_leftovers.extend(created)
+    errors = proc.stderr.strip().splitlines()
+    if created:
+        raise MissingFeature(f"grid-submit {' '.join(setting)} created jobs {created}")
+    if proc.returncode != 2 or len(errors) != 1 or setting[1] not in errors[0]:
+        raise MissingFeature(f"grid-submit {' '.join(setting)}: exit {proc.returncode}, "
+                             f"{len(errors)} line(s) of error: {proc.stderr[-300:]!r}")
+    leftovers = [p.name for p in (tmp_path / "results", tmp_path / "submitit") if p.exists()]
+    if leftovers:
+        raise MissingFeature(f"grid-submit {' '.join(setting)} left {leftovers}")
+    print(f"grid-submit {' '.join(setting)}: exit 2, {errors[0]!r}, no job")
 
 
 # -- requeue mid-training -------------------------------------------------------------------

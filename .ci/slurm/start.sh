@@ -135,6 +135,8 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
+# Pending jobs (a requeued one whose wait is over) are looked at every 2 s, not every 30-60 s.
+SchedulerParameters=bf_interval=2,sched_interval=2
 ReturnToService=2
 KillWait=5
 MinJobAge=600

@@ -21,7 +21,16 @@ ours() { [[ -f "$1" ]] && head -n 1 "$1" | grep -qF "$MARK"; }
 alive_pid() {  # alive_pid PIDFILE PROGRAM
     local pid
     pid=$(cat "$1" 2>/dev/null) || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2" ]] && echo "$pid"
+    [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2" ]] &&
+        running "$pid" && echo "$pid"
+}
+
+# Whether a process exists and is not a zombie (an exited daemon nobody has reaped yet).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ "${stat:0:1}" != Z ]]
 }
 
 stop_daemon() {  # stop_daemon PIDFILE PROGRAM
@@ -30,7 +39,7 @@ stop_daemon() {  # stop_daemon PIDFILE PROGRAM
     echo "slurm/stop.sh: stopping $2 (pid $pid)"
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 100); do
-        [[ -d "/proc/$pid" ]] || return 0
+        running "$pid" || return 0
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null
