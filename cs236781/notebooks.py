@@ -8,12 +8,11 @@ then sees the traceback in the notebook.
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
-import nbformat
+from cs236781 import atomic
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -108,6 +107,8 @@ def read_notebook(path) -> "nbformat.NotebookNode":
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"notebook {str(path)!r} does not exist")
+    import nbformat  # imported on use: it takes seconds, and --help needs none of it
+
     try:
         return nbformat.read(str(path), as_version=4)
     except Exception as err:  # nbformat raises several unrelated types for bad JSON/schema
@@ -115,50 +116,73 @@ def read_notebook(path) -> "nbformat.NotebookNode":
 
 
 def write_notebook(nb, path) -> None:
-    """Write a notebook atomically: to a temporary file beside it, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    """Write a notebook atomically (see :mod:`cs236781.atomic`)."""
+    import nbformat
+
+    atomic.write_text(path, nbformat.writes(nb) + "\n")
+
+
+class NodeRun(NamedTuple):
+    """The outcome of executing a notebook node in memory (see :func:`execute_node`).
+
+    failure: why execution stopped early (timeout, dead kernel, first failing cell), else None.
+    errors: error outputs present in the node after the run.
+    seconds: wall-clock time of the run.
+    """
+
+    failure: Optional[str]
+    errors: List[CellError]
+    seconds: float
+
+
+def check_kernel(kernel_name: str) -> None:
+    """Make sure a Jupyter kernel spec of that name is installed.
+
+    :raises TypeError: If ``kernel_name`` is not a string.
+    :raises ValueError: If there is no such kernel; the message lists the installed ones.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    if not isinstance(kernel_name, str):
+        raise TypeError(f"kernel_name must be a str, got {type(kernel_name).__name__}")
+    manager = KernelSpecManager()
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            nbformat.write(nb, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        manager.get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        names = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise ValueError(f"no Jupyter kernel named {kernel_name!r} (installed: {names})") from None
 
 
-def execute_notebook(path, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT, allow_errors: bool = False,
-                     kernel_name: str = "python3", env: Optional[dict] = None,
-                     progress: Optional[Callable[[str], None]] = print) -> NotebookRun:
-    """Execute a notebook in place in a fresh kernel.
+def execute_node(nb, cwd, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT,
+                 allow_errors: bool = False, kernel_name: str = "python3",
+                 env: Optional[dict] = None,
+                 progress: Optional[Callable[[str], None]] = None) -> NodeRun:
+    """Execute a notebook node in place, in memory, in a fresh kernel started in ``cwd``.
 
-    :param path: The ``.ipynb`` file. Its outputs are replaced by this run's.
+    :param nb: A notebook node (``nbformat`` v4); its outputs are replaced by this run's.
+    :param cwd: The kernel's working folder (the notebook's own folder).
     :param timeout: Per-cell limit in seconds; ``None`` or 0 for no limit.
-    :param allow_errors: Keep going after a failing cell (the error output stays in the
-        notebook and is reported in ``errors``). A timeout or a dead kernel always stops the run.
+    :param allow_errors: Keep going after a failing cell (the error output stays in the node
+        and is reported in ``errors``). A timeout or a dead kernel always stops the run.
     :param kernel_name: Kernel spec to start.
     :param env: Extra environment variables for the kernel.
     :param progress: Called with one line per executed code cell; ``None`` for silence.
-    :return: A :class:`NotebookRun`.
-    :raises ValueError: If ``timeout`` is negative.
+    :return: A :class:`NodeRun`.
+    :raises ValueError: If ``timeout`` is negative or the kernel is not installed.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 
-    path = Path(path)
     timeout = _check_timeout(timeout)
-    nb = read_notebook(path)
+    check_kernel(kernel_name)
     say = progress or (lambda line: None)
     n_code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
     hooks = _ProgressHooks(say, n_code)
     client = NotebookClient(
         nb, timeout=timeout, allow_errors=allow_errors, kernel_name=kernel_name,
-        resources={"metadata": {"path": str(path.resolve().parent)}},
+        resources={"metadata": {"path": str(Path(cwd).resolve())}},
         on_cell_execute=hooks.started, on_cell_executed=hooks.finished,
     )
-    say(f"running {path.name} ({n_code} code cells, "
-        f"{'no' if timeout is None else f'{timeout:g} s'} per-cell limit)")
     start = time.monotonic()
     failure = None
     try:
@@ -169,15 +193,49 @@ def execute_notebook(path, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT, allo
         failure = f"cell {hooks.current} timed out after {timeout:g} s" if timeout else str(err)
     except DeadKernelError as err:
         failure = f"the kernel died while running cell {hooks.current}: {err}"
+    return NodeRun(failure, find_errors(nb), time.monotonic() - start)
+
+
+def execute_notebook(path, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT, allow_errors: bool = False,
+                     kernel_name: str = "python3", env: Optional[dict] = None,
+                     progress: Optional[Callable[[str], None]] = print) -> NotebookRun:
+    """Execute a notebook file in place in a fresh kernel (see :func:`execute_node`).
+
+    The outputs are written back into the file, atomically, also when a cell fails.
+
+    :param path: The ``.ipynb`` file. Its outputs are replaced by this run's.
+    :param progress: Receives a start line, one line per code cell and a result line.
+    :return: A :class:`NotebookRun`.
+    :raises ValueError: If ``timeout`` is negative or the kernel is not installed.
+    """
+    path = Path(path)
+    limit = _check_timeout(timeout)
+    check_kernel(kernel_name)
+    nb = read_notebook(path)
+    say = progress or (lambda line: None)
+    n_code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
+    say(f"running {path.name} ({n_code} code cells, "
+        f"{'no' if limit is None else f'{limit:g} s'} per-cell limit)")
+    try:
+        node_run = execute_node(nb, path.parent, timeout, allow_errors, kernel_name, env, progress)
     finally:
         write_notebook(nb, path)
-    seconds = time.monotonic() - start
-    errors = find_errors(nb)
+    failure, errors, seconds = node_run
     run = NotebookRun(path, failure is None and not errors, errors, failure, seconds)
     say(f"{path.name}: {'ok' if run.ok else 'FAILED'} in {seconds:.1f} s"
         + (f" ({failure})" if failure else "")
         + ("".join(f"\n  error in {e.describe()}" for e in errors) if errors and not failure else ""))
     return run
+
+
+def clear_notebook(nb) -> None:
+    """Remove outputs, execution counts and run metadata from a notebook node, in place."""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
+    nb.metadata.pop("widgets", None)
 
 
 def execute_notebooks(paths: Sequence, stop_on_failure: bool = False, **kwargs) -> List[NotebookRun]:
@@ -192,6 +250,7 @@ def execute_notebooks(paths: Sequence, stop_on_failure: bool = False, **kwargs) 
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"notebook(s) not found: {', '.join(missing)}")
+    check_kernel(kwargs.get("kernel_name", "python3"))
     runs = []
     for path in paths:
         runs.append(execute_notebook(path, **kwargs))

@@ -59,7 +59,7 @@ def _to_displayable(tensor) -> np.ndarray:
 
 
 def dataset_first_n(dataset: Dataset, n: int, show_classes: bool = False,
-                    class_labels: Optional[Sequence[str]] = None, random_start: bool = False,
+                    class_labels: Optional[Sequence[str]] = None, random_start: bool = True,
                     **kw):
     """Plot the first ``n`` images of a data set of ``(image, label)`` pairs.
 
@@ -67,7 +67,7 @@ def dataset_first_n(dataset: Dataset, n: int, show_classes: bool = False,
     :param n: How many images to show.
     :param show_classes: Title each image with its label (or its class name).
     :param class_labels: Names indexed by label, used when ``show_classes``.
-    :param random_start: Start at a random index instead of 0.
+    :param random_start: Start at a random index (the course's default) instead of 0.
     :param kw: Passed on to :func:`tensors_as_images`.
     :return: ``(fig, axes)``.
     """

@@ -1,4 +1,5 @@
-"""Tests for the course command line (python -m cs236781): run-nb, prepare-submission, prepare-dist.
+"""Tests for the course command line, ``python main.py`` and ``python -m cs236781`` (one
+implementation, cs236781.cli): run-nb, prepare-submission, prepare-dist, clear-nb.
 
 Notebooks are tiny ones written into ``tmp_path``; the few tests that start a kernel each run one
 or two cells.
@@ -14,15 +15,15 @@ import nbformat.v4 as v4
 import pytest
 
 from cs236781 import submission
-from cs236781.__main__ import main
+from cs236781.cli import main
 from cs236781.notebooks import find_errors, read_notebook, unexecuted_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_nb(path: Path, *sources, outputs=None) -> Path:
+def write_nb(path: Path, *sources, outputs=None, title="A tiny notebook") -> Path:
     """A notebook with one code cell per source; ``outputs`` maps cell index -> list of outputs."""
-    cells = [v4.new_markdown_cell("A tiny notebook.")]
+    cells = [v4.new_markdown_cell(f"# {title}")]
     for i, src in enumerate(sources):
         cell = v4.new_code_cell(src)
         if outputs and i in outputs:
@@ -62,13 +63,53 @@ def zip_names(path: Path):
         return sorted(zf.namelist())
 
 
-# -- the entry point ---------------------------------------------------------------------------------
-def test_module_entry_point_lists_the_commands():
-    proc = subprocess.run([sys.executable, "-m", "cs236781", "--help"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
-    assert proc.returncode == 0
-    for command in ("run-nb", "prepare-submission", "prepare-dist"):
-        assert command in proc.stdout
+# -- the entry points ---------------------------------------------------------------------------------
+COMMANDS = ["run-nb", "prepare-submission", "prepare-dist", "clear-nb"]
+ENTRY_POINTS = {"main.py": [sys.executable, "main.py"], "-m": [sys.executable, "-m", "cs236781"]}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("command", [None] + COMMANDS)
+def test_help_exits_0(entry, command):
+    argv = ENTRY_POINTS[entry] + ([command] if command else []) + ["--help"]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: " + ("main.py" if entry == "main.py" else "python -m cs236781"))
+    if command is None:
+        for name in COMMANDS:
+            assert name in proc.stdout
+
+
+@pytest.mark.parametrize("command, flags", [
+    ("run-nb", ["NB_PATH", "--allow-errors, -E", "--timeout", "--kernel"]),
+    ("prepare-submission", ["--id ID, -i ID", "--hw-dir DIR, --root DIR",
+                            "--out-dir DIR, -o DIR, --out DIR", "--skip-run, -R",
+                            "--allow-errors, -E", "--timeout"]),
+    ("prepare-dist", ["--hw-dir DIR, -i DIR, --source DIR", "--out-dir DIR, -o DIR", "--out DIR",
+                      "--force"]),
+    ("clear-nb", ["NB_PATH"]),
+])
+def test_each_command_has_the_courses_flags_and_the_older_names(command, flags, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"], prog="main.py")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in flags:
+        assert flag in out, flag
+
+
+def test_main_py_and_the_module_run_the_same_code(tmp_path):
+    """A real command through both entry points: the same result and message."""
+    outputs = []
+    for entry in ENTRY_POINTS.values():
+        nb_path = write_nb(tmp_path / f"clear{len(outputs)}.ipynb", "print(1)",
+                           outputs={0: [stream_output("1\n")]})
+        proc = subprocess.run(entry + ["clear-nb", str(nb_path)], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert read_notebook(nb_path).cells[1].outputs == []
+        outputs.append(proc.stdout.replace(nb_path.name, "NB"))
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.parametrize("argv", [
@@ -140,27 +181,59 @@ def test_run_nb_missing_or_broken_notebook_exits_2(tmp_path, capsys):
 
 
 # -- prepare-submission ---------------------------------------------------------------------------------
-def test_submission_zip_holds_packages_notebooks_and_results(tmp_path, capsys):
+def test_submission_layout_one_top_folder_and_one_merged_html(tmp_path, capsys):
     root = make_student_project(tmp_path / "hw")
-    assert main(["prepare-submission", "--id", "123456789", "--id", "987654321", "--skip-run",
-                 "--root", str(root)]) == 0
-    target = root / "hw2-123456789_987654321.zip"
-    assert zip_names(target) == ["Part1_Toy.ipynb", "cs236781/__init__.py", "hw2/__init__.py",
-                                 "hw2/answers.py", "results/exp1_1_L2_K32.json"]
+    write_nb(root / "Part2_More.ipynb", "print(2)", outputs={0: [stream_output("2\n")]},
+             title="Second notebook title")
+    assert main(["prepare-submission", "-i", "123456789", "--id", "987654321", "-R",
+                 "--hw-dir", str(root)]) == 0
+    name = "hw2-123456789_987654321"
+    target = root / f"{name}.zip"
+    assert zip_names(target) == sorted(f"{name}/{rel}" for rel in [
+        "Part1_Toy.ipynb", "Part2_More.ipynb", "cs236781/__init__.py", "hw2/__init__.py",
+        "hw2/answers.py", f"{name}.html", "results/exp1_1_L2_K32.json"])
     with zipfile.ZipFile(target) as zf:
-        assert zf.read("hw2/answers.py") == b"part1_q1 = 'mine'\n"
+        assert zf.read(f"{name}/hw2/answers.py") == b"part1_q1 = 'mine'\n"
+        html = zf.read(f"{name}/{name}.html").decode("utf-8")
+    assert html.count("<html") == 1  # one document: the notebooks merged, then converted
+    for title in ("A tiny notebook", "Second notebook title"):
+        assert title in html
+    assert html.index("A tiny notebook") < html.index("Second notebook title")
     assert f"wrote {target}" in capsys.readouterr().out
-    assert [p.name for p in root.iterdir() if p.name.endswith(".tmp")] == []
+    assert sorted(p.name for p in root.iterdir()) == sorted(  # nothing else left behind
+        ["hw2", "cs236781", "results", "notes.txt", "Part1_Toy.ipynb", "Part2_More.ipynb",
+         f"{name}.zip"])
+
+
+def test_submission_out_dir_and_the_older_flag_names(tmp_path):
+    root = make_student_project(tmp_path / "hw")
+    (tmp_path / "zips").mkdir()
+    assert main(["prepare-submission", "--id", "0123", "--skip-run", "--root", str(root),
+                 "-o", str(tmp_path / "zips")]) == 0
+    assert zip_names(tmp_path / "zips" / "hw2-0123.zip")[0].startswith("hw2-0123/")  # zero kept
+    assert main(["prepare-submission", "--id", "5", "--skip-run", "--root", str(root),
+                 "--out", str(tmp_path / "zips")]) == 0
+    assert (tmp_path / "zips" / "hw2-5.zip").is_file()
 
 
 def test_submission_is_refused_while_a_notebook_has_an_error_cell(tmp_path, capsys):
     root = make_student_project(tmp_path / "hw", notebook_outputs={0: [error_output()]})
-    assert main(["prepare-submission", "--id", "1", "--skip-run", "--root", str(root)]) == 2
+    assert main(["prepare-submission", "--id", "1", "--skip-run", "--hw-dir", str(root)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: refusing to create the submission")
     assert "Part1_Toy.ipynb cell 1 [1]: ZeroDivisionError: division by zero" in err
-    assert len(err.strip().splitlines()) == 1  # one paragraph, no traceback
+    assert "--allow-errors" in err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback
     assert not list(root.glob("*.zip"))
+
+
+def test_allow_errors_submits_with_a_warning(tmp_path, capsys):
+    root = make_student_project(tmp_path / "hw", notebook_outputs={0: [error_output()]})
+    assert main(["prepare-submission", "--id", "1", "-R", "-E", "--hw-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: submitting with an error output in Part1_Toy.ipynb cell 1 [1]" in out
+    with zipfile.ZipFile(root / "hw2-1.zip") as zf:
+        assert "ZeroDivisionError" in zf.read("hw2-1/hw2-1.html").decode("utf-8")
 
 
 def test_submission_runs_the_notebooks_first(tmp_path):
@@ -170,8 +243,21 @@ def test_submission_runs_the_notebooks_first(tmp_path):
     path = submission.prepare_submission(["42"], root=root, timeout=60, progress=None)
     assert path == root / "hw2-42.zip"
     with zipfile.ZipFile(path) as zf:
-        nb = nbformat.reads(zf.read("Part2_More.ipynb").decode(), as_version=4)
+        nb = nbformat.reads(zf.read("hw2-42/Part2_More.ipynb").decode(), as_version=4)
+        assert "42" in zf.read("hw2-42/hw2-42.html").decode("utf-8")
     assert nb.cells[2].outputs[0]["text"] == "42\n"
+
+
+def test_submission_run_with_allow_errors_keeps_going(tmp_path):
+    root = make_student_project(tmp_path / "hw", notebook_outputs={})
+    write_nb(root / "Part0_Broken.ipynb", "1 / 0", "print('after')")
+    lines = []
+    path = submission.prepare_submission(["3"], root=root, timeout=60, allow_errors=True,
+                                         progress=lines.append)
+    assert any("submitting with an error output in Part0_Broken.ipynb cell 1" in ln for ln in lines)
+    assert read_notebook(root / "Part0_Broken.ipynb").cells[2].outputs[0]["text"] == "after\n"
+    assert read_notebook(root / "Part1_Toy.ipynb").cells[1].outputs  # the later one ran too
+    assert path.is_file()
 
 
 def test_submission_stops_when_a_notebook_fails_to_run(tmp_path, capsys):
@@ -186,17 +272,36 @@ def test_submission_stops_when_a_notebook_fails_to_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("ids, match", [
     (["12", "12"], "the same student ID was given twice"),
-    (["../etc"], "letters and digits only"),
-    (["12 34"], "letters and digits only"),
+    (["../etc"], "a student ID is a number (digits only), got '../etc'"),
+    (["12 34"], "a student ID is a number (digits only)"),
+    (["abc"], "a student ID is a number (digits only)"),
 ])
 def test_bad_student_ids_are_refused(tmp_path, capsys, ids, match):
     root = make_student_project(tmp_path / "hw")
     argv = ["prepare-submission", "--skip-run", "--root", str(root)]
     for sid in ids:
         argv += ["--id", sid]
-    assert main(argv) == 2
+    assert exit_status(argv) == 2
     assert match in capsys.readouterr().err
     assert not list(root.glob("*.zip"))
+
+
+def exit_status(argv) -> int:
+    """main's return value, or the status of the SystemExit argparse raises for bad usage."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize("ids, name", [([7, 12], "hw2-7_12"), (["007"], "hw2-007")])
+def test_submission_name_from_ints_or_digit_strings(ids, name):
+    import numpy as np
+
+    assert submission.submission_name(ids) == name
+    assert submission.submission_name([np.int64(7), 12]) == "hw2-7_12"
+    with pytest.raises(submission.SubmissionError, match="digits only"):
+        submission.submission_name([True])
 
 
 def test_submission_without_notebooks_is_refused(tmp_path, capsys):
@@ -219,7 +324,7 @@ def test_submission_zip_is_replaced_atomically(tmp_path, monkeypatch):
     assert [p.name for p in root.iterdir() if p.name.endswith(".tmp")] == []
     monkeypatch.undo()
     submission.prepare_submission(["7"], root=root, skip_run=True, progress=None)
-    assert "hw2/answers.py" in zip_names(target)
+    assert "hw2-7/hw2/answers.py" in zip_names(target)
 
 
 def test_submission_warns_about_cells_that_never_ran(tmp_path):
@@ -229,12 +334,65 @@ def test_submission_warns_about_cells_that_never_ran(tmp_path):
     assert "warning: Part1_Toy.ipynb has 1 code cell(s) that were never executed" in lines
 
 
+# -- clear-nb -------------------------------------------------------------------------------------------
+def test_clear_nb_clears_outputs_in_place(tmp_path, capsys):
+    paths = [write_nb(tmp_path / f"n{i}.ipynb", "print(1)", outputs={0: [stream_output("1\n")]})
+             for i in range(2)]
+    assert main(["clear-nb", *map(str, paths)]) == 0
+    for path in paths:
+        cell = read_notebook(path).cells[1]
+        assert cell.outputs == [] and cell.execution_count is None and cell.source == "print(1)"
+    assert main(["clear-nb", str(tmp_path / "none.ipynb")]) == 2
+    assert "notebook(s) not found" in capsys.readouterr().err
+
+
+# -- one-line refusals (issue 14) -----------------------------------------------------------------------
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_run_nb_unknown_kernel_exits_2_in_one_line(tmp_path, capsys):
+    nb_path = write_nb(tmp_path / "ok.ipynb", "print(1)")
+    assert main(["run-nb", "--kernel", "nope", str(nb_path)]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: no Jupyter kernel named 'nope' (installed: ")
+    assert "python3" in line
+    assert read_notebook(nb_path).cells[1].outputs == []  # nothing ran, nothing was rewritten
+
+
+def test_prepare_dist_out_under_a_file_exits_2_in_one_line(tmp_path, capsys):
+    source = make_dist_source(tmp_path / "ref")
+    (tmp_path / "plain.txt").write_text("a file")
+    assert main(["prepare-dist", "--source", str(source), "--out",
+                 str(tmp_path / "plain.txt" / "handout")]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: cannot write the hand-out to ")
+    assert "plain.txt is a file, not a folder" in line
+    assert (tmp_path / "plain.txt").read_text() == "a file"
+
+
+def test_prepare_dist_from_a_source_without_hw2_exits_2_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["prepare-dist", "-i", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    line = one_error_line(capsys)
+    assert "has no hw2/ folder" in line and line.startswith("error: source ")
+    assert not (tmp_path / "o").exists()
+
+
 # -- prepare-dist ------------------------------------------------------------------------------------
-def test_prepare_dist_command(tmp_path, capsys):
-    source = tmp_path / "ref"
+def make_dist_source(source: Path) -> Path:
     (source / "hw2").mkdir(parents=True)
     (source / "hw2" / "mod.py").write_text(
         "def f():\n    # ====== YOUR CODE: ======\n    return 1\n    # ====== END YOUR CODE ======\n")
+    return source
+
+
+def test_prepare_dist_command(tmp_path, capsys):
+    source = make_dist_source(tmp_path / "ref")
     out = tmp_path / "handout"
     assert main(["prepare-dist", "--source", str(source), "--out", str(out)]) == 0
     assert "1 solution blocks stripped in 1 files" in capsys.readouterr().out
@@ -245,3 +403,12 @@ def test_prepare_dist_command(tmp_path, capsys):
     (source / "hw2" / "mod.py").write_text("def f():\n    # ====== YOUR CODE: ======\n    return 1\n")
     assert main(["prepare-dist", "--source", str(source), "--out", str(tmp_path / "h2")]) == 2
     assert "hw2/mod.py:2: solution block is never closed" in capsys.readouterr().err
+
+
+def test_prepare_dist_courses_flags_write_into_out_dir(tmp_path, capsys):
+    source = make_dist_source(tmp_path / "ref")
+    assert main(["prepare-dist", "-i", str(source), "-o", str(tmp_path / "dists")]) == 0
+    handout = tmp_path / "dists" / "hw2"  # OUT_DIR/hw2 holds the hand-out's own hw2/ package
+    assert "raise NotImplementedError()" in (handout / "hw2" / "mod.py").read_text()
+    assert main(["prepare-dist", "--hw-dir", str(source), "--out-dir", str(tmp_path / "d2")]) == 0
+    assert (tmp_path / "d2" / "hw2" / "hw2" / "mod.py").is_file()

@@ -1,13 +1,15 @@
-"""Tests for cs236781.dist: solution markers, answer placeholders, cleared notebooks, the hand-out.
+"""Tests for cs236781.dist: the hand-out (stripped code, cleared notebooks, copied assets).
 
-Fixture projects are written into ``tmp_path``; the real ``hw2`` is only read, never modified.
+The stripping itself is cs236781.answers.clear_solutions, tested in
+test_cs236781_answers.py; the toy sources come from there. Fixture projects are written into ``tmp_path``; the real ``hw2`` is only
+read, never modified.
 """
+import hashlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,66 +17,13 @@ import nbformat
 import nbformat.v4 as v4
 import pytest
 
-from cs236781.dist import (ANSWER_PLACEHOLDER, BEGIN_MARKER, END_MARKER, RAISE_LINE, TODO_LINE,
-                           DistError, MarkerError, clear_notebook, find_blocks, prepare_dist,
-                           strip_answers, strip_solutions)
+from cs236781.answers import ANSWER_BLOCK_REPLACEMENT, BEGIN_MARKER, END_MARKER
+from cs236781.dist import DistError, prepare_dist
+from cs236781.notebooks import clear_notebook
+from test_cs236781_answers import ANSWERS, MODULE
 
 ROOT = Path(__file__).resolve().parent.parent
 B, E = BEGIN_MARKER, END_MARKER
-
-MODULE = f'''\
-"""A toy assignment module. The markers look like this: {B} ... {E}"""
-
-
-def add(a, b):
-    """Return a + b."""
-    {B}
-    total = a + b
-    return total
-    {E}
-
-
-class Box:
-    def __init__(self, x):
-        self.x = x
-
-    def doubled(self):
-        if self.x is not None:
-            {B}
-            result = 2 * self.x
-            {E}
-            return result
-        return None
-
-    def tripled(self):
-        return 3 * self.x
-'''
-
-ANSWERS = '''\
-"""Answers."""
-
-# ==============================================================================
-# Part 1
-# ==============================================================================
-
-part1_q1 = r"""
-The Jacobian is $\\partial Y / \\partial X$ -- naïve materialisation costs ∑ memory.
-"""
-
-part1_q2: str = """second answer"""
-
-
-def part2_overfit_hp():
-    wstd, lr, reg = 0, 0, 0
-    {B}
-    wstd, lr, reg = 0.1, 0.05, 0.001
-    {E}
-    return dict(wstd=wstd, lr=lr, reg=reg)
-
-
-part2_q1 = r"""short"""; unrelated_text = "kept as is"
-notes = "not an answer"
-'''.replace("{B}", B).replace("{E}", E)
 
 
 def load(path: Path, name: str):
@@ -82,86 +31,6 @@ def load(path: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-# -- markers ---------------------------------------------------------------------------------------
-def test_stripped_module_imports_and_raises_only_where_students_work(tmp_path):
-    stripped, n = strip_solutions(MODULE, "toy.py")
-    assert n == 2
-    path = tmp_path / "toy.py"
-    path.write_text(stripped)
-    compile(stripped, str(path), "exec")
-    toy = load(path, "toy_stripped")
-    with pytest.raises(NotImplementedError):
-        toy.add(1, 2)
-    with pytest.raises(NotImplementedError):
-        toy.Box(4).doubled()
-    assert toy.Box(4).tripled() == 12 and toy.Box(None).doubled() is None
-    assert "total = a + b" not in stripped and "2 * self.x" not in stripped
-    # The reference module itself still works (the markers are plain comments).
-    (tmp_path / "ref.py").write_text(MODULE)
-    ref = load(tmp_path / "ref.py", "toy_reference")
-    assert ref.add(1, 2) == 3 and ref.Box(4).doubled() == 8
-
-
-def test_block_becomes_markers_todo_and_raise_at_the_marker_indentation():
-    stripped, _ = strip_solutions(MODULE, "toy.py")
-    lines = stripped.splitlines()
-    i = lines.index(f"    {B}")
-    assert lines[i:i + 4] == [f"    {B}", f"    {TODO_LINE}", f"    {RAISE_LINE}", f"    {E}"]
-    j = lines.index(f"            {B}")
-    assert lines[j + 2] == f"            {RAISE_LINE}"
-    # Everything outside the blocks is untouched, including the docstring that names the markers.
-    assert lines[0] == MODULE.splitlines()[0]
-    assert stripped.count(RAISE_LINE) == 2
-
-
-def test_module_without_markers_is_unchanged():
-    source = "def f(x):\n    # ====== not a marker\n    return x  # YOUR CODE is welcome\n"
-    assert strip_solutions(source, "plain.py") == (source, 0)
-    assert find_blocks(source) == []
-
-
-def test_markers_inside_strings_are_not_markers():
-    source = f's = """\n{B}\n"""\nt = "{E}"\n'
-    assert strip_solutions(source, "s.py") == (source, 0)
-
-
-@pytest.mark.parametrize("body, line, match", [
-    (f"def f():\n    {B}\n    {B}\n    x = 1\n    {E}\n", 3, "nested solution marker.*line 2"),
-    (f"def f():\n    {B}\n    return 1\n", 2, "never closed"),
-    (f"def f():\n    return 1\n    {E}\n", 3, "closing solution marker without an opening"),
-    ("def f():\n    # ====== YOUR CODE BELOW ======\n    return 1\n", 2, "malformed solution marker"),
-    ("def f():\n    return 1\n    # ====== END OF YOUR CODE ======\n", 3, "malformed solution marker"),
-    ("def f():\n    # ====== YOUR CODE: ====== here\n    return 1\n", 2, "malformed solution marker"),
-    (f"def f():\n    x = 1  {B}\n    return x\n    {E}\n", 2, "alone on its line"),
-    (f"{B}\nX = 1\n{E}\n", 1, "not inside a function body"),
-    (f"class C:\n    {B}\n    X = 1\n    {E}\n", 2, "not inside a function body"),
-    (f"def f():\n    x = 1\n{B}\n    return x\n{E}\n    return 2\n", 3, "does not compile"),
-])
-def test_bad_markers_are_reported_with_file_and_line(body, line, match):
-    with pytest.raises(MarkerError, match=match) as info:
-        strip_solutions(body, "pkg/mod.py")
-    assert str(info.value).startswith(f"pkg/mod.py:{line}: ")
-    assert (info.value.filename, info.value.line) == ("pkg/mod.py", line)
-
-
-# -- answers and notebooks -------------------------------------------------------------------------
-def test_answers_are_replaced_by_the_placeholder(tmp_path):
-    replaced, n = strip_answers(ANSWERS, "answers.py")
-    assert n == 3
-    assert "naïve" not in replaced and "second answer" not in replaced
-    (tmp_path / "answers.py").write_text(replaced, encoding="utf-8")
-    answers = load(tmp_path / "answers.py", "answers_stripped")
-    placeholder = eval(ANSWER_PLACEHOLDER)  # the literal's value
-    assert answers.part1_q1 == answers.part1_q2 == answers.part2_q1 == placeholder
-    assert answers.notes == "not an answer" and answers.unrelated_text == "kept as is"
-    assert answers.part2_overfit_hp() == dict(wstd=0.1, lr=0.05, reg=0.001)  # markers: next step
-    stripped, blocks = strip_solutions(replaced, "answers.py")
-    assert blocks == 1
-    (tmp_path / "answers2.py").write_text(stripped, encoding="utf-8")
-    with pytest.raises(NotImplementedError):
-        load(tmp_path / "answers2.py", "answers_stripped2").part2_overfit_hp()
 
 
 def test_clear_notebook_removes_outputs_and_counts():
@@ -300,6 +169,42 @@ def test_missing_source_is_refused(tmp_path):
         prepare_dist(tmp_path / "nope", tmp_path / "out", progress=None)
 
 
+def test_source_without_the_package_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "README.md").write_text("not an assignment\n")
+    with pytest.raises(DistError, match="has no hw2/ folder"):
+        prepare_dist(tmp_path / "elsewhere", tmp_path / "out", progress=None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_under_a_file_is_refused(tmp_path):
+    source = make_project(tmp_path / "ref")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(DistError, match=r"a_file is a file, not a folder"):
+        prepare_dist(source, tmp_path / "a_file" / "sub" / "handout", progress=None)
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_handout_ships_the_reference_tensors_and_manifest_unchanged(tmp_path):
+    report = prepare_dist(ROOT, tmp_path / "handout", progress=None)
+    assets = ROOT / "tests" / "assets"
+    shipped = report.out / "tests" / "assets"
+    names = sorted(p.name for p in assets.iterdir() if p.is_file())
+    assert "MANIFEST.json" in names and "expected_resblock_out.pt" in names
+    assert sorted(p.name for p in shipped.iterdir() if p.is_file()) == names
+    for name in names:
+        assert sha256(shipped / name) == sha256(assets / name), name
+    manifest = json.loads((shipped / "MANIFEST.json").read_text())
+    for name, entry in manifest["files"].items():
+        assert sha256(shipped / name) == entry["sha256"]
+    assert (report.out / "tests" / "make_fixtures.py").read_bytes() == \
+        (ROOT / "tests" / "make_fixtures.py").read_bytes()
+
+
 IMPORT_EACH = """
 import importlib, json, sys
 failed = {}
@@ -337,6 +242,7 @@ def test_handout_of_this_repository_imports(tmp_path):
     assert len(in_handout) < len(modules)
     answers = (out / "hw2" / "answers.py").read_text(encoding="utf-8")
     assert report.answers > 0 and answers.count("**Your answer:**") == report.answers
+    assert answers.count(ANSWER_BLOCK_REPLACEMENT) == report.answers
     for nb_path in out.glob("Part*.ipynb"):
         nb = nbformat.read(str(nb_path), as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
