@@ -151,7 +151,7 @@ def _choice(choices: Sequence[str], optional: bool = False, lower: bool = False)
 
 
 def _flag(optional: bool) -> Callable:
-    expected = "True, False" + (" or None (automatic)" if optional else "")
+    expected = "True, False or None (automatic)" if optional else "True or False"
     if optional:
         return lambda name, v: check_optional(check_bool, name, v, expected)
     return lambda name, v: check_bool(name, v, expected)
