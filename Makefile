@@ -10,7 +10,7 @@ STAMP := $(VENV)/.hw2-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench gpu-proof clean
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# One command for a GPU lease (benchmarks/gpu_proof.sh): CUDA tests, GPU timing rows and the
+# Part 5 grid projection into build/gpu-proof/. It picks its own Python (the carried .venv, or a
+# venv over the machine's torch) and installs nothing: a GPU machine may have no package index.
+# `make gpu-proof DRY_RUN=1` runs the same steps at tiny sizes on a CPU (build/gpu-proof-dry-run/).
+DRY_RUN ?= 0
+gpu-proof:
+	DRY_RUN=$(DRY_RUN) bash benchmarks/gpu_proof.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo-output
