@@ -4,7 +4,6 @@ implementation, cs236781.cli): run-nb, prepare-submission, prepare-dist, clear-n
 Notebooks are tiny ones written into ``tmp_path``; the few tests that start a kernel each run one
 or two cells.
 """
-import os
 import subprocess
 import sys
 import zipfile
