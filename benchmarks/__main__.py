@@ -10,7 +10,8 @@ import time
 
 import torch
 
-from benchmarks import bench_data, bench_layers, bench_optimizers, bench_run_exp, bench_trainer
+from benchmarks import (bench_data, bench_end_to_end, bench_layers, bench_memory, bench_optimizers,
+                        bench_run_exp, bench_trainer)
 from benchmarks.timing import print_table
 
 SUITES = {
@@ -19,6 +20,8 @@ SUITES = {
     "trainer": bench_trainer.run,
     "data": bench_data.run,
     "run-exp": bench_run_exp.run,
+    "memory": bench_memory.run,
+    "end-to-end": bench_end_to_end.run,
 }
 
 

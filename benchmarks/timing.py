@@ -22,6 +22,9 @@ class Row(NamedTuple):
 
     @property
     def ratio(self) -> float:
+        """ours / baseline (0 when both are 0, e.g. no page faults on either side)."""
+        if self.baseline == 0:
+            return 0.0 if self.ours == 0 else float("inf")
         return self.ours / self.baseline
 
 
@@ -56,3 +59,19 @@ def print_table(rows: Sequence[Row], header: str) -> None:
     for r in rows:
         print(f"{r.name:<{width}}{r.ours:>11.4g}{r.baseline:>11.4g}  {r.unit:<10}{r.ratio:>7.2f}  "
               f"{r.goal:<9}{'yes' if r.met else 'NO'}")
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (from ``resource.getrusage``).
+
+    A minor fault is the kernel mapping a fresh page at its first touch, e.g. memory that the
+    allocator had given back to the system and asks for again. Counted around a loop, they
+    show how much memory it churns.
+
+    :raises RuntimeError: Where ``resource`` does not exist (Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        raise RuntimeError("counting page faults needs the resource module (Unix only)") from None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

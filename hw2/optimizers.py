@@ -20,6 +20,13 @@ state (momentum buffers, moving averages, step counts) is created lazily the fir
 parameter receives a gradient. ``benchmarks/bench_optimizers.py`` times ``step()`` against
 ``torch.optim`` on a ResNet-18 parameter list.
 
+Steps allocate no memory after the first: the rules that need temporaries (the regularised
+gradient, the denominators of RMSProp and Adam) write them into work buffers that the
+optimizer allocates once and reuses (:meth:`Optimizer._work_buffers`); on the CPU one buffer
+per kind serves every chunk, so they cost about one chunk's size, not the model's. A step that
+allocated would take fresh pages from the system every time the training loop's own
+temporaries had been handed back, i.e. on every step.
+
 Formulations (η learning rate, g the regularised gradient, all state starting at zero):
 
 * :class:`VanillaSGD`: ``θ ← θ − η·g``.
@@ -40,8 +47,9 @@ Formulations (η learning rate, g the regularised gradient, all state starting a
 import abc
 import math
 import numbers
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,16 +71,30 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 
 
-def _regularised(params: List[Tensor], grads: List[Tensor], reg: float) -> List[Tensor]:
-    """The gradients of ``loss + ½·reg·‖θ‖²``: new tensors ``g + reg·θ`` (grads untouched).
+def _regularised(params: List[Tensor], grads: List[Tensor], reg: float,
+                 out: Optional[List[Tensor]] = None) -> List[Tensor]:
+    """The gradients of ``loss + ½·reg·‖θ‖²``: ``g + reg·θ`` (grads untouched).
 
     :param params: Parameters ``θ_i`` (any shapes).
     :param grads: Their gradients ``g_i``, same shapes.
     :param reg: L2 coefficient; 0 returns ``grads`` itself.
+    :param out: Tensors shaped like ``params`` to write the result into; None allocates it.
     """
     if reg == 0:
         return grads
-    return torch._foreach_add(grads, params, alpha=reg)
+    if out is None:
+        return torch._foreach_add(grads, params, alpha=reg)
+    torch._foreach_copy_(out, grads)
+    torch._foreach_add_(out, params, alpha=reg)
+    return out
+
+
+def _copy_or_new(src: List[Tensor], out: Optional[List[Tensor]]) -> List[Tensor]:
+    """``out`` holding a copy of ``src`` (new tensors when ``out`` is None)."""
+    if out is None:
+        return [t.clone() for t in src]
+    torch._foreach_copy_(out, src)
+    return out
 
 
 def sgd_update(params: List[Tensor], grads: List[Tensor], *, learn_rate: float, reg: float) -> None:
@@ -117,19 +139,24 @@ def momentum_update(params: List[Tensor], grads: List[Tensor], velocities: List[
 
 
 def rmsprop_update(params: List[Tensor], grads: List[Tensor], square_avgs: List[Tensor], *,
-                   learn_rate: float, reg: float, decay: float, eps: float) -> None:
+                   learn_rate: float, reg: float, decay: float, eps: float,
+                   work: Optional[Dict[str, List[Tensor]]] = None) -> None:
     """RMSProp, in place: ``r ← γ·r + (1−γ)·g²``; ``θ ← θ − η·g / sqrt(r + ε)``.
 
     :param params: Parameters ``θ_i``, updated in place.
     :param grads: Gradients, shapes of ``params``.
     :param square_avgs: Moving averages ``r_i`` of the squared gradient (zeros at first),
         updated in place.
+    :param work: Scratch tensors shaped like ``params`` under ``"grad"`` (used when
+        ``reg != 0``) and ``"denom"``; with them the update allocates nothing. None: allocate.
     """
+    work = work or {}
     # ====== YOUR CODE: ======
-    grads = _regularised(params, grads, reg)
+    grads = _regularised(params, grads, reg, out=work.get("grad"))
     torch._foreach_mul_(square_avgs, decay)
     torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - decay)
-    denoms = torch._foreach_add(square_avgs, eps)
+    denoms = _copy_or_new(square_avgs, work.get("denom"))
+    torch._foreach_add_(denoms, eps)
     torch._foreach_sqrt_(denoms)
     torch._foreach_addcdiv_(params, grads, denoms, value=-learn_rate)
     # ====== END YOUR CODE ======
@@ -137,7 +164,8 @@ def rmsprop_update(params: List[Tensor], grads: List[Tensor], square_avgs: List[
 
 def adam_update(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor],
                 exp_avg_sqs: List[Tensor], steps: Sequence[int], *, learn_rate: float, reg: float,
-                beta1: float, beta2: float, eps: float) -> None:
+                beta1: float, beta2: float, eps: float,
+                work: Optional[Dict[str, List[Tensor]]] = None) -> None:
     """Adam with bias correction, in place.
 
     ``m ← β₁·m + (1−β₁)·g``; ``s ← β₂·s + (1−β₂)·g²``;
@@ -148,15 +176,19 @@ def adam_update(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     :param exp_avgs: First moments ``m_i`` (zeros at first), updated in place.
     :param exp_avg_sqs: Second moments ``s_i`` (zeros at first), updated in place.
     :param steps: Step number ``t_i >= 1`` of each parameter, counting this step.
+    :param work: Scratch tensors shaped like ``params`` under ``"grad"`` (used when
+        ``reg != 0``) and ``"denom"``; with them the update allocates nothing. None: allocate.
     """
+    work = work or {}
     # ====== YOUR CODE: ======
-    grads = _regularised(params, grads, reg)
+    grads = _regularised(params, grads, reg, out=work.get("grad"))
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
     step_sizes = [-learn_rate / (1 - beta1 ** t) for t in steps]
     sqrt_corrections = [math.sqrt(1 - beta2 ** t) for t in steps]
-    denoms = torch._foreach_sqrt(exp_avg_sqs)
+    denoms = _copy_or_new(exp_avg_sqs, work.get("denom"))
+    torch._foreach_sqrt_(denoms)
     torch._foreach_div_(denoms, sqrt_corrections)
     torch._foreach_add_(denoms, eps)
     torch._foreach_addcdiv_(params, exp_avgs, denoms, step_sizes)
@@ -209,6 +241,12 @@ def _unit_interval(name: str, value, low_open: bool, high_open: bool) -> float:
 CPU_CHUNK_NUMEL = 1 << 20
 
 
+def _work_kinds(reg: float) -> Tuple[str, ...]:
+    """Work buffers of RMSProp and Adam: the denominator, and the regularised gradient when
+    ``reg`` is not 0."""
+    return ("grad", "denom") if reg != 0 else ("denom",)
+
+
 def _chunk_by_numel(items: Sequence, sizes: Sequence[int], max_numel: float) -> Iterator[list]:
     """Split ``items`` into consecutive runs whose ``sizes`` sum to at most ``max_numel``.
 
@@ -256,8 +294,13 @@ class Optimizer(abc.ABC):
         self._entries: List[Tuple[Tensor, object]] = [
             self._check_entry(i, entry) for i, entry in enumerate(entries)
         ]
+        self._check_distinct([p for p, _ in self._entries])
         # Per-parameter state, keyed by the parameter's position; filled on first use.
         self.state: Dict[int, Dict[str, object]] = {}
+        # Scratch memory of the update rules (see _work_buffers): one flat buffer per
+        # (kind, device, dtype), and the per-parameter views of it for each group seen.
+        self._work_flat: Dict[Tuple[str, torch.device, torch.dtype], Tensor] = {}
+        self._work_views: Dict[Tuple[str, Tuple[int, ...]], List[Tensor]] = {}
 
     @staticmethod
     def _check_entry(index: int, entry) -> Tuple[Tensor, object]:
@@ -280,6 +323,31 @@ class Optimizer(abc.ABC):
                 raise ValueError(f"params[{index}]: grad {what} must match the param's "
                                  f"{what} {expected}, got {got}")
         return param, grad
+
+    @staticmethod
+    def _check_distinct(params: Sequence[Tensor]) -> None:
+        """Refuse a parameter given twice (it would be updated twice per step).
+
+        The same tensor twice, or two tensors starting at the same memory (e.g. ``w`` and
+        ``w.view(-1)``), counts as one parameter given twice.
+
+        :raises ValueError: Naming both positions.
+        """
+        seen: Dict[tuple, int] = {}
+        for i, p in enumerate(params):
+            if p.numel() == 0:
+                continue  # empty tensors own no memory and need no update
+            try:
+                key = (p.device, p.data_ptr())
+            except RuntimeError:  # a tensor without storage (e.g. while tracing): by identity
+                key = ("id", id(p))
+            if key in seen:
+                j = seen[key]
+                same = "the same tensor as" if p is params[j] else "a view of the same memory as"
+                raise ValueError(f"params[{i}] (shape {tuple(p.shape)}) is {same} params[{j}]; "
+                                 f"give every parameter once (it would be updated twice per "
+                                 f"step)")
+            seen[key] = i
 
     @staticmethod
     def _check_floating(index: int, param: Tensor) -> None:
@@ -335,8 +403,8 @@ class Optimizer(abc.ABC):
 
         Parameters are grouped by (device, dtype), as the fast ``_foreach`` kernels require.
         On the CPU a group is further cut into chunks of about :data:`CPU_CHUNK_NUMEL`
-        values: the update rules allocate temporaries as large as their inputs, and many
-        small short-lived buffers are much cheaper for the CPU allocator than one huge one.
+        values: a rule's passes over one chunk then stay in the cache, and the work buffers
+        (shared by all chunks, see :meth:`_work_buffers`) are only as large as a chunk.
 
         :return: An iterator of aligned ``(indices, params, grads)`` lists.
         """
@@ -364,6 +432,52 @@ class Optimizer(abc.ABC):
             buffers.append(state[name])
         return buffers
 
+    #: Cached views of the work buffers are dropped when there are more groups than this
+    #: (the set of parameters with a gradient keeps changing).
+    _MAX_CACHED_GROUPS = 256
+
+    def _work_buffers(self, kind: str, indices: Sequence[int],
+                      params: Sequence[Tensor]) -> List[Tensor]:
+        """Scratch tensors shaped like ``params``, for an update rule's temporaries.
+
+        They are views of one flat buffer per ``(kind, device, dtype)``, sized to the largest
+        group and shared by all groups (they are updated one after the other), so after the
+        first step nothing is allocated. A non-contiguous parameter (e.g. a channels-last
+        convolution weight) gets a buffer of its own with its strides, so that the rule's
+        multi-tensor kernels see matching layouts.
+
+        :return: One tensor per parameter; its contents are undefined (the rule overwrites it).
+        """
+        key = (kind, tuple(indices))
+        views = self._work_views.get(key)
+        if views is not None:
+            return views
+        dense = [p for p in params if p.is_contiguous()]
+        total = sum(p.numel() for p in dense)
+        flat_key = (kind, params[0].device, params[0].dtype)
+        flat = self._work_flat.get(flat_key)
+        if flat is None or flat.numel() < total:
+            flat = torch.empty(total, device=params[0].device, dtype=params[0].dtype)
+            self._work_flat[flat_key] = flat
+            # Views of the old, smaller buffer would keep it alive: make them again.
+            self._work_views = {k: v for k, v in self._work_views.items() if k[0] != kind}
+        if len(self._work_views) >= self._MAX_CACHED_GROUPS:
+            self._work_views.clear()
+        views, offset = [], 0
+        for p in params:
+            if p.is_contiguous():
+                views.append(flat[offset:offset + p.numel()].view(p.shape))
+                offset += p.numel()
+            else:
+                views.append(torch.empty_like(p, memory_format=torch.preserve_format))
+        self._work_views[key] = views
+        return views
+
+    def _work(self, indices: Sequence[int], params: Sequence[Tensor],
+              kinds: Sequence[str]) -> Dict[str, List[Tensor]]:
+        """The ``work`` argument of an update rule: ``{kind: _work_buffers(kind, ...)}``."""
+        return {kind: self._work_buffers(kind, indices, params) for kind in kinds}
+
     def state_dict(self) -> Dict[str, object]:
         """The per-parameter state, e.g. to checkpoint a training run.
 
@@ -382,9 +496,11 @@ class Optimizer(abc.ABC):
                              f"'state' dict, got {type(state_dict).__name__}")
         restored = {}
         for i, entry in state_dict["state"].items():
-            if not isinstance(i, int) or not 0 <= i < len(self._entries):
+            if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not (
+                    0 <= i < len(self._entries)):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: state for param index "
                                  f"{i!r}, but there are {len(self._entries)} params")
+            i = int(i)
             param = self._entries[i][0]
             restored[i] = {}
             for name, value in entry.items():
@@ -450,9 +566,9 @@ class MomentumSGD(Optimizer):
         self.learn_rate = _non_negative("learn_rate", learn_rate)
         self.reg = _non_negative("reg", reg)
         self.momentum = _unit_interval("momentum", momentum, low_open=False, high_open=True)
-        if not isinstance(nesterov, bool):
+        if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__} ({nesterov!r})")
-        self.nesterov = nesterov
+        self.nesterov = bool(nesterov)
 
     @torch.no_grad()
     def step(self):
@@ -489,7 +605,8 @@ class RMSProp(Optimizer):
         for indices, params, grads in self._groups():
             square_avgs = self._state_buffers(indices, params, "square_avg")
             rmsprop_update(params, grads, square_avgs, learn_rate=self.learn_rate, reg=self.reg,
-                           decay=self.decay, eps=self.eps)
+                           decay=self.decay, eps=self.eps,
+                           work=self._work(indices, params, _work_kinds(self.reg)))
 
     def _hyperparameters(self):
         return dict(learn_rate=self.learn_rate, reg=self.reg, decay=self.decay, eps=self.eps)
@@ -528,7 +645,8 @@ class Adam(Optimizer):
                 self.state[i]["step"] = self.state[i].get("step", 0) + 1
                 steps.append(self.state[i]["step"])
             adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, learn_rate=self.learn_rate,
-                        reg=self.reg, beta1=self.beta1, beta2=self.beta2, eps=self.eps)
+                        reg=self.reg, beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+                        work=self._work(indices, params, _work_kinds(self.reg)))
 
     def _hyperparameters(self):
         return dict(learn_rate=self.learn_rate, reg=self.reg, beta1=self.beta1,

@@ -301,7 +301,7 @@ def test_accepts_generator_of_module_parameters():
 
 @pytest.mark.parametrize("opt, text", [
     (VanillaSGD([torch.zeros(1)], learn_rate=0.5, reg=0.1), "VanillaSGD(learn_rate=0.5, reg=0.1, num_params=1)"),
-    (MomentumSGD([torch.zeros(1)] * 2, nesterov=True),
+    (MomentumSGD([torch.zeros(1), torch.zeros(1)], nesterov=True),
      "MomentumSGD(learn_rate=0.001, reg=0.0, momentum=0.9, nesterov=True, num_params=2)"),
     (RMSProp([torch.zeros(1)]), "RMSProp(learn_rate=0.001, reg=0.0, decay=0.99, eps=1e-08, num_params=1)"),
     (Adam([torch.zeros(1)], beta1=0.5),
@@ -447,3 +447,104 @@ def test_load_state_dict_refuses_state_of_other_params():
         other.load_state_dict({"state": {5: {}}})
     with pytest.raises(ValueError, match="'state'"):
         other.load_state_dict([1, 2])
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory: steps after the first allocate nothing shaped like the parameters
+# ----------------------------------------------------------------------------------------------
+
+
+def _allocations_during(fn):
+    """Sizes in bytes of every CPU allocation made while ``fn()`` runs (torch's profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0]
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_PAIRS))
+def test_steps_after_the_first_allocate_no_tensor_memory(name, monkeypatch):
+    # Several chunks (so the shared work buffers serve more than one group) of parameters of
+    # 1,000+ values: any temporary shaped like a parameter would show as an allocation of at
+    # least 8 kB. What may remain are the few bytes of 0-dim scalar tensors that the
+    # multi-tensor kernels wrap their Python-number arguments in.
+    monkeypatch.setattr(optimizers, "CPU_CHUNK_NUMEL", 3000)
+    ours_cls, ours_kw, _, _ = TORCH_PAIRS[name]
+    params = [torch.randn(40, 50, dtype=DTYPE, requires_grad=True) for _ in range(3)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = ours_cls(params, **ours_kw)
+    opt.step()  # creates the state and the work buffers
+    for _ in range(2):
+        sizes = _allocations_during(opt.step)
+        assert max(sizes, default=0) <= 16, f"{name}: step allocated {sorted(sizes)[-5:]} bytes"
+
+
+def test_allocation_probe_sees_a_parameter_sized_temporary():
+    # The oracle of the test above does see an allocation the size of a parameter.
+    p = torch.randn(40, 50, dtype=DTYPE)
+    sizes = _allocations_during(lambda: p + 1)
+    assert max(sizes) >= p.numel() * p.element_size()
+
+
+@pytest.mark.parametrize("opt_cls", [RMSProp, Adam])
+def test_work_buffers_follow_a_growing_group_and_channels_last_params(opt_cls):
+    # A parameter that appears later (bigger group) and a channels-last one (its own work
+    # buffer with its strides): the trajectory still equals a fresh allocation each step.
+    conv = torch.randn(4, 3, 3, 3, dtype=DTYPE).contiguous(memory_format=torch.channels_last)
+    late = torch.randn(30, dtype=DTYPE)
+    ours = [torch.randn(5, dtype=DTYPE), conv, late]
+    ours = [p.clone(memory_format=torch.preserve_format).requires_grad_(True) for p in ours]
+    theirs = [p.detach().clone(memory_format=torch.preserve_format).requires_grad_(True)
+              for p in ours]
+    kw = dict(learn_rate=0.01, reg=0.1)
+    opt = opt_cls(ours, **kw)
+    ref = opt_cls(theirs, **kw)
+    for step in range(4):
+        grads = gradient_at([p.detach() for p in ours], step)
+        for i, (a, b, g) in enumerate(zip(ours, theirs, grads)):
+            has_grad = i != 2 or step >= 2
+            a.grad = g.clone() if has_grad else None
+            b.grad = g.clone() if has_grad else None
+        opt.step()
+        ref._work_views.clear()  # the reference recomputes its work buffers every step
+        ref._work_flat.clear()
+        ref.step()
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a, b)
+    assert ours[1].is_contiguous(memory_format=torch.channels_last)
+
+
+# ----------------------------------------------------------------------------------------------
+# A parameter given twice; numpy scalars
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opt_cls", [VanillaSGD, MomentumSGD, RMSProp, Adam])
+def test_parameter_given_twice_is_refused(opt_cls):
+    w, b = torch.zeros(3, 2), torch.zeros(2)
+    with pytest.raises(ValueError, match=r"params\[2\] \(shape \(3, 2\)\) is the same tensor as "
+                                         r"params\[0\]; give every parameter once"):
+        opt_cls([w, b, w])
+
+
+def test_pair_sharing_a_parameter_and_a_view_of_it_are_refused():
+    w, gw = torch.zeros(3, 2), torch.zeros(3, 2)
+    with pytest.raises(ValueError, match=r"params\[1\] \(shape \(6,\)\) is a view of the same "
+                                         r"memory as params\[0\]"):
+        VanillaSGD([(w, gw), (w.view(-1), gw.view(-1))])
+
+
+def test_empty_parameters_are_not_duplicates():
+    opt = VanillaSGD([torch.zeros(0), torch.zeros(0), torch.zeros(2)])
+    assert len(opt.params) == 3
+
+
+def test_numpy_scalars_are_accepted_as_hyperparameters():
+    import numpy as np
+
+    opt = MomentumSGD([torch.zeros(1)], learn_rate=np.float32(0.5), reg=np.int64(0),
+                      momentum=np.float64(0.25), nesterov=np.bool_(True))
+    assert (opt.learn_rate, opt.reg, opt.momentum, opt.nesterov) == (0.5, 0.0, 0.25, True)
+    assert type(opt.nesterov) is bool
