@@ -638,6 +638,7 @@ class Measurement:
     num_params: int
     epochs: int
     final_test_acc: Optional[float]
+    diverged: Optional[dict] = None  # cnn_experiment's record of a NaN/inf loss, if any
 
 
 class Experiments:
@@ -667,13 +668,15 @@ class Experiments:
         known = self.done.get((run.stem, "all"))
         if known is not None:
             base = known.end_to_end_s
-        else:
-            images = self._images_per_call()
-            predicted = s.overhead_s + 3 * self.flops_of(run) * images / s.flop_rate
-            calibration = [m.end_to_end_s / (s.overhead_s + 3 * self.flops[m.run] * m.images / s.flop_rate)
-                           for m in self.done.values() if m.variant == "all" and m.run in self.flops]
-            base = predicted * (calibration[-1] if calibration else 1.0)
-        return base * VARIANT_COST[variant] + (COMPILE_EXTRA_S if variant == "compile" and s.full_epochs else 0.0)
+        else:  # overhead + training FLOPs (3x forward) at a rate, scaled by the last 'all' call
+            def model(flops: float, images: int) -> float:
+                return s.overhead_s + 3 * flops * images / s.flop_rate
+
+            scale = [m.end_to_end_s / model(self.flops[m.run], m.images) for m in self.done.values()
+                     if m.variant == "all" and m.run in self.flops]
+            base = model(self.flops_of(run), self._images_per_call()) * (scale[-1] if scale else 1.0)
+        extra = COMPILE_EXTRA_S if variant == "compile" and s.full_epochs else 0.0
+        return base * VARIANT_COST[variant] + extra
 
     def _images_per_call(self) -> int:
         cfg = self.settings
@@ -712,7 +715,8 @@ class Experiments:
             end_to_end_s=end_to_end, images=images,
             images_per_s=images / max(float(cfg["wall_time_s"]), 1e-9),
             fast_paths=dict(cfg.get("fast_paths") or {}), num_params=int(cfg["num_params"]),
-            epochs=fit.num_epochs, final_test_acc=fit.test_acc[-1] if fit.test_acc else None)
+            epochs=fit.num_epochs, final_test_acc=fit.test_acc[-1] if fit.test_acc else None,
+            diverged=cfg.get("diverged"))
         shutil.rmtree(out, ignore_errors=True)
         del result
         gc.collect()
@@ -724,9 +728,17 @@ class Experiments:
         m = self.done.get((run.stem, variant))
         return None if m is None else (CIFAR_TRAIN + CIFAR_TEST) / m.images_per_s
 
-    def why_missing(self, run: GridRun, variant: str) -> str:
-        failed = self.failed.get((run.stem, variant))
-        return f"{run.stem} [{variant}]: " + (failed.note if failed else "not run")
+    def missing(self, run: GridRun, variants: Sequence[str]) -> Tuple[str, str]:
+        """Why some of ``variants`` of ``run`` were not measured: ``(row status, note)``."""
+        status, notes = "skipped", []
+        for variant in variants:
+            if (run.stem, variant) in self.done:
+                continue
+            failed = self.failed.get((run.stem, variant))
+            if failed is not None and failed.status == "error":
+                status = "error"
+            notes.append(f"{run.stem} [{variant}]: {failed.note if failed else 'not run'}")
+        return status, "; ".join(notes)
 
 
 def family_run(family: str, exps: Experiments, pick: str) -> GridRun:
@@ -780,6 +792,7 @@ class Proof:
         self.exps: Optional[Experiments] = None
         self.grids: List[dict] = []
         self.projection: dict = {}
+        self.failed_early = False
 
     # -- rows ---------------------------------------------------------------------------------
 
@@ -800,14 +813,17 @@ class Proof:
         s, dev = self.sizes, self.device
         self.env = environment(dev)
         self.tests = dict(selected=find_cuda_tests(REPO / "tests"))
-        outcome = run_guarded(self.budget, 30.0 if s.full_epochs else 5.0,
-                              lambda: self.tests.update(run_cuda_tests(sys.executable, self.budget, self.tmp)),
-                              "CUDA-marked tests")
+        outcome = run_guarded(
+            self.budget, 30.0 if s.full_epochs else 5.0,
+            lambda: self.tests.update(run_cuda_tests(sys.executable, self.budget, self.tmp)),
+            "CUDA-marked tests")
         if outcome.status != "ok":
             self.tests.update(status=outcome.status, note=outcome.note)
+        elif not self.tests["selected"]:
+            self.tests["status"] = "none found"
         else:
             bad = self.tests.get("failed", 0) + self.tests.get("errors", 0)
-            self.tests["status"] = "failed" if bad or self.tests.get("returncode") not in (0, 5, None) else "ok"
+            self.tests["status"] = "failed" if bad or self.tests.get("returncode") != 0 else "ok"
         self._micro_rows()
         self._experiment_rows()
 
@@ -838,6 +854,8 @@ class Proof:
                               "run-exp set-up (FLOP counts of every grid run, warm-up)")
         if outcome.status != "ok":
             self.notes.append(f"run-exp set-up {outcome.status}: {outcome.note}")
+        if self.exps is not None and len(self.exps.flops) < sum(len(g.runs) for g in GRIDS.values()):
+            self.exps = None  # without every run's FLOPs there is no largest or smallest run
         exps = self.exps
         families = {f: (family_run(f, exps, s.family_run) if exps else None) for f in FAMILIES}
         extremes = {g: (grid_extremes(g, exps) if exps else (None, None)) for g in GRIDS}
@@ -898,9 +916,7 @@ class Proof:
         exps = self.exps
         a, b = exps.done.get((run.stem, with_v)), exps.done.get((run.stem, without_v))
         if a is None or b is None:
-            missing = [exps.why_missing(run, v) for v, m in ((with_v, a), (without_v, b)) if m is None]
-            row.status = "error" if any("Error" in m for m in missing) else "skipped"
-            row.note = "; ".join(missing)
+            row.status, row.note = exps.missing(run, (with_v, without_v))
             return
         row.set_result(a.images_per_s, b.images_per_s)
         row.seconds = a.end_to_end_s + b.end_to_end_s
@@ -947,10 +963,7 @@ class Proof:
                 row.seconds = a.end_to_end_s + b.end_to_end_s
                 row.note = f"on with: {_paths(a)}; on without: {_paths(b)}"
             else:
-                missing = [exps.why_missing(large, v) for v, t in (("all", t_on), ("plain", t_off))
-                           if t is None]
-                row.status = "error" if any("Error" in m for m in missing) else "skipped"
-                row.note = "; ".join(missing)
+                row.status, row.note = exps.missing(large, ("all", "plain"))
             self.grids.append(info)
         self.projection = dict(
             epochs_cap=cap, early_stopping=TRAIN_SETTINGS["early_stopping"],
@@ -1110,7 +1123,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     Without CUDA and without ``--dry-run`` nothing is measured: status 2 and a message.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out must be a folder, got {args.out!r}, which is a file")
     started = args.started_at if args.started_at is not None else time.time()
     if not args.dry_run and not torch.cuda.is_available():
         print(f"gpu_proof: torch {torch.__version__} ({sys.executable}) sees no CUDA device; run "
@@ -1130,6 +1146,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             proof.run()
         except BudgetExceeded:  # only between guarded steps; they catch their own
             proof.notes.append("the time budget ran out between steps")
+        except Exception as err:  # noqa: BLE001 - a broken step still leaves a report behind
+            traceback.print_exc()
+            proof.notes.append(f"the proof stopped early: {type(err).__name__}: {err}")
+            proof.failed_early = True
         rep = proof.report()
         atomic_write_text(str(out / "gpu_proof.json"), json.dumps(rep, indent=1, default=str))
         text = markdown(rep)
@@ -1140,6 +1160,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(text)
     print(f"wrote {out / 'gpu_proof.json'} and {out / 'gpu_proof.md'} in {rep['elapsed_s']:.0f} s")
     failed = [r["key"] for r in rep["rows"] if r["status"] == "error"]
+    if proof.failed_early:
+        failed.append("the proof itself (see the notes)")
     if rep["cuda_tests"].get("status") in ("error", "failed"):
         failed.append("cuda_tests")
     if failed:

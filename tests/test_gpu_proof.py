@@ -187,6 +187,16 @@ def test_a_bad_budget_is_a_usage_error(argv, capsys):
     assert "--budget-s" in capsys.readouterr().err
 
 
+def test_an_output_path_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    target = tmp_path / "gpu_proof.json"
+    target.write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        gpu_proof.main(["--dry-run", "--out", str(target)])
+    assert exit_.value.code == 2
+    assert "--out must be a folder" in capsys.readouterr().err
+    assert target.read_text() == "{}"
+
+
 def test_cuda_marked_tests_are_found_by_reading_the_sources(tmp_path):
     (tmp_path / "test_mixed.py").write_text(textwrap.dedent('''
         import pytest, torch
