@@ -441,7 +441,9 @@ class Trainer(abc.ABC):
         name = getattr(forward_fn, "__name__", "batch")
         losses: List[float] = []
         num_correct = num_samples = 0
-        next_label = 0.0  # when the bar's text shows the latest loss again
+        # The bar is advanced (and relabelled with the latest loss) at most as often as tqdm
+        # would redraw it, not on every batch: per batch the loop only reads the clock.
+        next_draw, undrawn = 0.0, 0
         with tqdm(desc=name, total=self._num_batches(dl, max_batches), disable=not verbose,
                   file=sys.stdout) as bar:
             for batch_idx, batch in enumerate(dl):
@@ -458,16 +460,17 @@ class Trainer(abc.ABC):
                 losses.append(loss)
                 num_correct += int(result.num_correct)
                 num_samples += self._batch_size(batch)
-                if verbose and time.monotonic() >= next_label:
-                    # Relabel at most as often as tqdm redraws, not on every batch.
+                undrawn += 1
+                if verbose and time.monotonic() >= next_draw:
                     bar.set_description(f"{name} ({loss:.3f})", refresh=False)
-                    next_label = time.monotonic() + bar.mininterval
-                bar.update()
+                    bar.update(undrawn)
+                    next_draw, undrawn = time.monotonic() + bar.mininterval, 0
             if not losses:
                 raise ValueError(f"{name}: the data loader yielded no batches (expected at "
                                  f"least one batch; is the data set empty?)")
             avg_loss = sum(losses) / len(losses)
             accuracy = 100.0 * num_correct / num_samples
+            bar.update(undrawn)
             bar.set_description(f"{name} (Avg. Loss {avg_loss:.3f}, Accuracy {accuracy:.1f})")
         return EpochResult(losses=losses, accuracy=accuracy)
 

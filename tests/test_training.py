@@ -342,14 +342,26 @@ def test_bar_text_is_not_relabelled_on_every_batch(monkeypatch):
     labels = []
     real_tqdm = training.tqdm
 
+    updates, counts = [], []
+
     class CountingBar(real_tqdm):
         def set_description(self, desc=None, refresh=True):
             labels.append(desc)
             super().set_description(desc, refresh)
 
+        def update(self, n=1):
+            updates.append(n)
+            return super().update(n)
+
+        def close(self):
+            counts.append(self.n)
+            super().close()
+
     monkeypatch.setattr(training, "tqdm", CountingBar)
     result = ScriptedTrainer().train_epoch(loader(n=400, batch_size=1), verbose=True)
     assert len(result.losses) == 400
+    assert counts and set(counts) == {400} and sum(updates) == 400  # the bar ends complete
+    assert len(updates) < 50  # advanced per redraw interval, not per batch
     # One label after the first batch, one per redraw interval (the epoch lasts well under a
     # second here) and the final summary: far fewer than one per batch.
     assert 2 <= len(labels) < 50
