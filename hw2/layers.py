@@ -11,12 +11,12 @@ Tensors are ordinary ``torch.Tensor`` objects; autograd is not used by these lay
 only as the oracle in :mod:`hw2.grad_compare` and in the tests).
 """
 import abc
-import math
-from numbers import Integral, Real
 from typing import Iterator, List, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from hw2.validation import check_int, check_real
 
 ParamList = List[Tuple[Tensor, Tensor]]
 
@@ -40,10 +40,12 @@ def _check_tensor(name: str, x, floating: bool = True) -> None:
 
 
 def _check_probability(name: str, p) -> float:
-    """Return ``p`` as a float after checking that it lies in [0, 1)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {p!r}")
-    return float(p)
+    """``p`` as a float in [0, 1) (TypeError for a non-number, ValueError outside)."""
+    expected = "a number in [0, 1)"
+    p = check_real(name, p, 0.0, expected=expected)
+    if not p < 1:
+        raise ValueError(f"{name} must be {expected}, got {p!r}")
+    return p
 
 
 class Layer(abc.ABC):
@@ -248,22 +250,17 @@ class Linear(Layer):
         :param wstd: Standard deviation of the normal distribution the weights are drawn from.
         :param dtype: Floating-point dtype of the parameters; None means torch's default dtype.
         :raises ValueError: On non-positive feature counts or a negative or non-finite ``wstd``.
+        :raises TypeError: If a feature count is not an integer or ``wstd`` not a number.
         """
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if (isinstance(wstd, bool) or not isinstance(wstd, Real) or not math.isfinite(wstd)
-                or wstd < 0):
-            raise ValueError(f"wstd must be a non-negative number and finite, got {wstd!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        self.wstd = float(wstd)
+        self.in_features = check_int("in_features", in_features, 1, expected="a positive int")
+        self.out_features = check_int("out_features", out_features, 1, expected="a positive int")
+        self.wstd = check_real("wstd", wstd, 0.0, expected="a non-negative number and finite")
         dtype = torch.get_default_dtype() if dtype is None else dtype
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-        self.w = torch.empty(out_features, in_features, dtype=dtype)
-        self.b = torch.empty(out_features, dtype=dtype)
+        self.w = torch.empty(self.out_features, self.in_features, dtype=dtype)
+        self.b = torch.empty(self.out_features, dtype=dtype)
         self.dw = torch.zeros_like(self.w)
         self.db = torch.zeros_like(self.b)
         self.reset_parameters()

@@ -119,10 +119,22 @@ def test_relu_derivative_at_zero_is_zero_and_lrelu_is_alpha():
     assert_close(lrelu.backward(torch.ones(3, dtype=F64)), torch.full((3,), 0.2, dtype=F64))
 
 
-@pytest.mark.parametrize("alpha", [-0.1, 1.0, 1.5, "0.1", None, True])
-def test_leaky_relu_rejects_alpha_outside_unit_interval(alpha):
-    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\)"):
+# A number outside [0, 1) is a bad value; anything that is no number is of the wrong type.
+@pytest.mark.parametrize("alpha, exc", [(-0.1, ValueError), (1.0, ValueError), (1.5, ValueError),
+                                        ("0.1", TypeError), (None, TypeError), (True, TypeError)])
+def test_leaky_relu_rejects_alpha_outside_unit_interval(alpha, exc):
+    with pytest.raises(exc, match=r"alpha must be a number in \[0, 1\)"):
         layers.LeakyReLU(alpha=alpha)
+
+
+def test_numpy_numbers_are_accepted_as_hyperparameters():
+    np = pytest.importorskip("numpy")
+    assert layers.LeakyReLU(alpha=np.float32(0.25)).alpha == 0.25
+    assert layers.Dropout(p=np.float64(0.5)).p == 0.5
+    fc = layers.Linear(np.int64(3), np.int32(2), wstd=np.float32(0.5))
+    assert (fc.in_features, fc.out_features, fc.w.shape) == (3, 2, (2, 3))
+    with pytest.raises(TypeError, match="in_features must be a positive int, got 2.5"):
+        layers.Linear(2.5, 3)
 
 
 def test_activation_reprs():
@@ -433,9 +445,10 @@ def test_dropout_compare_layer_to_torch_in_both_modes():
         assert_diffs_small(compare_layer_to_torch(drop, randn(100, 30), verbose=False), 1)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 2, "0.5"])
-def test_dropout_rejects_bad_p(p):
-    with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\)"):
+@pytest.mark.parametrize("p, exc", [(-0.1, ValueError), (1.0, ValueError), (2, ValueError),
+                                    ("0.5", TypeError)])
+def test_dropout_rejects_bad_p(p, exc):
+    with pytest.raises(exc, match=r"p must be a number in \[0, 1\)"):
         layers.Dropout(p)
 
 
