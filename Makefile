@@ -29,6 +29,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+# Every figure the Part 2, 3 and 5 answers cite, as JSON files in results/evidence/ (CPU, one
+# torch thread). `$(PY) -m evidence --check` reruns it and compares with the committed files.
+.PHONY: evidence
+evidence: $(STAMP)
+	$(PY) -m evidence
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
