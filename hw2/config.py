@@ -4,9 +4,8 @@ Each field of :class:`ExperimentConfig` carries its type, default, check, comman
 and help text (an :class:`Option` in the field's metadata). Everything else is derived from
 those fields:
 
-* validation (:meth:`ExperimentConfig.__post_init__`): a wrong type raises
-  :class:`~hw2.validation.ExperimentConfigTypeError`, a bad value
-  :class:`~hw2.validation.ExperimentConfigError`;
+* validation: a wrong type raises :class:`~hw2.validation.ExperimentConfigTypeError`, a bad
+  value :class:`~hw2.validation.ExperimentConfigError`;
 * the ``run-exp`` arguments and the grid-override arguments (:func:`add_arguments`, the latter
   with ``argparse.SUPPRESS`` for "not given"), and :meth:`ExperimentConfig.from_args`;
 * the command line that repeats a run (:meth:`ExperimentConfig.to_argv`), which parses back
@@ -125,9 +124,8 @@ def _device(name, value) -> Optional[str]:
 
 def _int(minimum: int, optional: bool = False) -> Callable:
     expected = f"an integer >= {minimum}" + (" or None" if optional else "")
-    if optional:
-        return lambda name, v: check_optional(check_int, name, v, minimum, expected=expected)
-    return lambda name, v: check_int(name, v, minimum, expected=expected)
+    return lambda name, v: check_optional(check_int, name, v, minimum, expected=expected) \
+        if optional else check_int(name, v, minimum, expected=expected)
 
 
 def _real(minimum: float, strict: bool) -> Callable:
@@ -142,19 +140,14 @@ def _ints(default: Tuple[int, ...], allow_empty: bool) -> Callable:
 
 def _choice(choices: Sequence[str], optional: bool = False, lower: bool = False) -> Callable:
     normalise = str.lower if lower else str
-
-    def check(name, value):
-        if value is None and optional:
-            return None
-        return check_choice(name, value, choices, normalise)
-    return check
+    return lambda name, v: None if v is None and optional else check_choice(name, v, choices,
+                                                                              normalise)
 
 
 def _flag(optional: bool) -> Callable:
     expected = "True, False or None (automatic)" if optional else "True or False"
-    if optional:
-        return lambda name, v: check_optional(check_bool, name, v, expected)
-    return lambda name, v: check_bool(name, v, expected)
+    return lambda name, v: check_optional(check_bool, name, v, expected) if optional \
+        else check_bool(name, v, expected)
 
 
 def _model_kw(name, value) -> Dict[str, Any]:
