@@ -638,13 +638,16 @@ def test_experiment_trainer_autocast_hooks_leave_no_state_behind():
 
 
 def test_experiment_trainer_channels_last_converts_model_and_batches():
+    seen = []
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    net.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
     trainer = ExperimentTrainer(net, nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.1),
                                 device="cpu", channels_last=True)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
-    X, y = trainer._to_device((torch.randn(2, 3, 6, 6), torch.tensor([0, 1])))
-    assert X.is_contiguous(memory_format=torch.channels_last)
     assert trainer.train_batch((torch.randn(2, 3, 6, 6), torch.tensor([0, 1]))).loss > 0
+    assert trainer.test_batch((torch.randn(2, 3, 6, 6), torch.tensor([0, 1]))).loss > 0
+    assert seen == [True, True]  # the model saw channels-last batches
     assert "channels_last=True" in repr(trainer)
     with pytest.raises(TypeError, match="autocast_dtype must be a torch.dtype"):
         ExperimentTrainer(net, nn.CrossEntropyLoss(), None, autocast_dtype="bf16")
