@@ -750,9 +750,9 @@ constructor is the one of `CNN`, plus `dropout=0.1` and `block_size=2`):
   convolution belongs to a residual block of at most two convolutions,
   `BN -> ReLU -> Conv -> BN -> ReLU -> [Dropout] -> Conv`, whose output is added to the block's
   input (through a bias-free 1x1 convolution when the number of channels changes), with nothing
-  applied after the sum. The chain of shortcuts is a clean identity path from the classifier to
-  the stem, so neither the signal nor the gradient has to pass through more than two
-  convolutions in a row. This removes the limitation of the course ResNet seen in Question 4,
+  applied after the sum. The chain of shortcuts is a path from the classifier to the stem that
+  is an identity except for the 1x1 projections where the width changes, so neither the signal
+  nor the gradient has to pass through more than two 3x3 convolutions in a row. This removes the limitation of the course ResNet seen in Question 4,
   whose blocks had to be as long as the distance between poolings.
 - **Batch normalisation before every convolution of the blocks** keeps the scale of the
   activations fixed at every depth, independently of the initialisation, which also tolerates
@@ -799,14 +799,14 @@ of the architecture is robustness and speed of training, not a higher ceiling; t
 also raises the accuracy, the grid has to be run on CIFAR-10 (`python -m hw2.experiments
 grid-run exp2`). Single runs are also not exact to the image: the ablation's batch-normalised
 L=3 network has the configuration, seed and settings of `exp2_L3_K32-64-128` but reached 99.7%
-instead of 99.4% (its batches come from a different data loader, and training amplifies the
-tiny rounding differences that follow).
+instead of 99.4%: the two runs are not bit-identical, and training amplifies tiny
+floating-point differences, so differences of an image or two between single runs are noise.
 
 Two observations from the files that are easy to misread: the test accuracy after the first
 epoch is 10.0% in all four runs and jumps afterwards. That is batch normalisation's running
 statistics, which the model uses in evaluation mode: after only 12 training steps they do not
 yet match the activations, so the first evaluation is poor although training is going well. The
-ablation confirms it: without normalisation the first-epoch test accuracy is 43.6% (L=3) and
+ablation supports this: without normalisation the first-epoch test accuracy is 43.6% (L=3) and
 26.9% (L=6). And early stopping watches the test loss, so the reported best test accuracy is
 slightly optimistic for every run of this part; a separate validation split would remove that
 bias.
