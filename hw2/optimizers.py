@@ -84,17 +84,50 @@ def _regularised(params: List[Tensor], grads: List[Tensor], reg: float,
         return grads
     if out is None:
         return torch._foreach_add(grads, params, alpha=reg)
-    torch._foreach_copy_(out, grads)
-    torch._foreach_add_(out, params, alpha=reg)
+    if _on_cpu(out):
+        for o, g, p in zip(out, grads, params):
+            torch.add(g, p, alpha=reg, out=o)
+    else:
+        torch._foreach_copy_(out, grads)
+        torch._foreach_add_(out, params, alpha=reg)
     return out
 
 
-def _copy_or_new(src: List[Tensor], out: Optional[List[Tensor]]) -> List[Tensor]:
-    """``out`` holding a copy of ``src`` (new tensors when ``out`` is None)."""
+def _plus(tensors: List[Tensor], value: float, out: Optional[List[Tensor]] = None) -> List[Tensor]:
+    """``t + value`` for each tensor, into ``out`` (None: new tensors)."""
     if out is None:
-        return [t.clone() for t in src]
-    torch._foreach_copy_(out, src)
+        return torch._foreach_add(tensors, value)
+    if _on_cpu(out):
+        for o, t in zip(out, tensors):
+            torch.add(t, value, out=o)
+    else:
+        torch._foreach_copy_(out, tensors)
+        torch._foreach_add_(out, value)
     return out
+
+
+def _sqrt(tensors: List[Tensor], out: Optional[List[Tensor]] = None) -> List[Tensor]:
+    """``sqrt(t)`` for each tensor, into ``out`` (None: new tensors)."""
+    if out is None:
+        return torch._foreach_sqrt(tensors)
+    if _on_cpu(out):
+        for o, t in zip(out, tensors):
+            torch.sqrt(t, out=o)
+    else:
+        torch._foreach_copy_(out, tensors)
+        torch._foreach_sqrt_(out)
+    return out
+
+
+def _on_cpu(tensors: List[Tensor]) -> bool:
+    """Whether a group lives on the CPU.
+
+    There the multi-tensor kernels loop over the tensors anyway, so per-tensor ``out=`` calls
+    compute the same in one pass. Elsewhere (CUDA) a copy and an in-place multi-tensor op,
+    two fused kernels, are cheaper than a launch per tensor. (The ``_foreach`` ``out``
+    overloads would allocate the result and copy it.)
+    """
+    return tensors[0].device.type == "cpu"
 
 
 def sgd_update(params: List[Tensor], grads: List[Tensor], *, learn_rate: float, reg: float) -> None:
@@ -155,8 +188,7 @@ def rmsprop_update(params: List[Tensor], grads: List[Tensor], square_avgs: List[
     grads = _regularised(params, grads, reg, out=work.get("grad"))
     torch._foreach_mul_(square_avgs, decay)
     torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - decay)
-    denoms = _copy_or_new(square_avgs, work.get("denom"))
-    torch._foreach_add_(denoms, eps)
+    denoms = _plus(square_avgs, eps, out=work.get("denom"))
     torch._foreach_sqrt_(denoms)
     torch._foreach_addcdiv_(params, grads, denoms, value=-learn_rate)
     # ====== END YOUR CODE ======
@@ -187,8 +219,7 @@ def adam_update(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
     step_sizes = [-learn_rate / (1 - beta1 ** t) for t in steps]
     sqrt_corrections = [math.sqrt(1 - beta2 ** t) for t in steps]
-    denoms = _copy_or_new(exp_avg_sqs, work.get("denom"))
-    torch._foreach_sqrt_(denoms)
+    denoms = _sqrt(exp_avg_sqs, out=work.get("denom"))
     torch._foreach_div_(denoms, sqrt_corrections)
     torch._foreach_add_(denoms, eps)
     torch._foreach_addcdiv_(params, exp_avgs, denoms, step_sizes)

@@ -548,3 +548,11 @@ def test_numpy_scalars_are_accepted_as_hyperparameters():
                       momentum=np.float64(0.25), nesterov=np.bool_(True))
     assert (opt.learn_rate, opt.reg, opt.momentum, opt.nesterov) == (0.5, 0.0, 0.25, True)
     assert type(opt.nesterov) is bool
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "rmsprop-reg", "adam", "adam-reg"])
+def test_work_buffers_filled_by_multi_tensor_copies_match_torch(name, monkeypatch):
+    # Off the CPU the work buffers are filled by a copy and an in-place multi-tensor op instead
+    # of per-tensor out= calls; run that branch here and compare with torch.optim.
+    monkeypatch.setattr(optimizers, "_on_cpu", lambda tensors: False)
+    run_side_by_side(name, "tensors", num_steps=5)
