@@ -1,7 +1,9 @@
 """Run every benchmark and print one table of ratios: ``python -m benchmarks`` (``make bench``).
 
-Each row times our implementation and the plain alternative side by side in this process
+Each row measures our implementation and the plain alternative side by side in the same run
 (interleaved repetitions, medians), so the ratio is meaningful even on a noisy shared machine.
+Rows that count page faults, or that must start from a fresh allocator, run their contenders in
+child processes of this run.
 """
 import argparse
 import os

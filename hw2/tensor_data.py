@@ -118,6 +118,9 @@ class _Slot:
             return False  # cannot tell: never reuse
         return (_storage_refs(self.x), _storage_refs(self.y)) == self._idle
 
+    def __repr__(self) -> str:
+        return f"_Slot(x={tuple(self.x.shape)}, free={self.is_free()})"
+
 
 class TensorLoader:
     """Batches of an in-memory image data set, drawn by indexing.
@@ -152,6 +155,8 @@ class TensorLoader:
     allocated. In the usual loop, where each batch is dropped once the next one arrives, every
     batch after the first two reuses memory. Only raw pointers (``data_ptr()``) kept without
     the tensor, or reads still queued on another CUDA stream, would see a batch overwritten.
+    Several iterators over one loader may run side by side, but not from several threads at
+    once (they share the loader's working buffers and generator).
     """
 
     def __init__(self, images: Tensor, targets: Tensor, batch_size: int, shuffle: bool = False,

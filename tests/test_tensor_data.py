@@ -234,3 +234,21 @@ def test_bad_arguments_are_refused_with_their_names(kwargs, exc, message):
 def test_images_that_cannot_be_scaled_are_refused(images, exc, message):
     with pytest.raises(exc, match=message):
         TensorLoader(images, torch.zeros(2, dtype=torch.long), 1)
+
+
+def test_two_iterators_over_one_loader_do_not_share_a_batch(small):
+    loader = TensorLoader(*dataset_tensors(small), 32)
+    expected = list(TensorLoader(*dataset_tensors(small), 32, reuse_buffers=False))
+    for (xa, ya), (xb, yb), (xe, ye) in zip(loader, loader, expected, strict=True):
+        assert xa.data_ptr() != xb.data_ptr()
+        assert torch.equal(xa, xe) and torch.equal(xb, xe) and torch.equal(ya, ye)
+
+
+def test_without_a_reference_count_buffers_are_never_reused(small, monkeypatch):
+    # Where torch cannot count the tensors sharing a buffer, the loader must not guess.
+    monkeypatch.delattr(torch._C, "_storage_Use_Count")
+    expected = list(_loader(small, False, batch_size=16, augment=True))
+    loader = _loader(small, True, batch_size=16, augment=True)
+    for (x, y), (xe, ye) in zip(loader, expected, strict=True):
+        assert torch.equal(x, xe) and torch.equal(y, ye)
+    assert len(loader._slots) == 3 and not any(slot.is_free() for slot in loader._slots)
