@@ -20,6 +20,11 @@ import pytest
 import hw2.answers as answers
 
 ROOT = Path(__file__).resolve().parent.parent
+if not (ROOT / "evidence" / "__main__.py").is_file():
+    # The student hand-out (cs236781.dist) replaces the answers by placeholders and ships no
+    # evidence/; in this repository the folder is always there and every test below runs.
+    pytest.skip("the reference answers and evidence/ are not part of the student hand-out",
+                allow_module_level=True)
 EVIDENCE_DIR = ROOT / "results" / "evidence"
 CHECKED = ["part2_q1", "part2_q2", "part2_q3", "part3_q1", "part3_q2", "part3_q3", "part3_q4",
            "part5_q1", "part5_q2", "part5_q3", "part5_q4", "part5_q5"]

@@ -11,6 +11,10 @@ import torch
 import torch.nn as nn
 
 ROOT = Path(__file__).resolve().parent.parent
+if not (ROOT / "evidence" / "__main__.py").is_file():
+    # The student hand-out (cs236781.dist) ships tests/ but neither evidence/ nor the reference
+    # answers; in this repository the folder is always there and every test below runs.
+    pytest.skip("evidence/ is not part of the student hand-out", allow_module_level=True)
 if str(ROOT) not in sys.path:  # `evidence` is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
