@@ -585,13 +585,13 @@ experiments were run (no internet access), so every grid of this part was run wi
 code on **scikit-learn's handwritten digits** instead (1,437 training and 360 test images of
 8x8 pixels, 10 classes): `python -m hw2.experiments grid-run all --dataset digits --epochs 20
 --batches all --early-stopping 4 -o results/digits`. The result files are in `results/digits/`
-and the notebook plots them. Every figure quoted in Questions 1-5 is in one of three files that
-`make evidence` writes: `results/evidence/part5_grids.json` (the numbers of each run of
-`results/digits/`, with the file it was read from and that file's checksum),
-`results/evidence/part5_probes.json` (the notebook's measurement on freshly initialised
-networks) and `results/evidence/part5_bn_ablation.json` (Question 5). Each configuration was run
-once, with seed 42. One test image is 0.28 percentage points, so differences of one point or
-less are a few images and should not be over-read. Nothing below is a claim about CIFAR-10.
+and the notebook plots them. Every figure quoted in Questions 1-5 is in a file that
+`make evidence` writes into `results/evidence/`, and each answer names its files; here they are
+`results/evidence/part5_grids.json` (the numbers of each run of `results/digits/`, with the
+file it was read from and that file's checksum) and `results/evidence/part5_probes.json` (the
+notebook's measurement on freshly initialised networks). Each configuration was run once,
+with seed 42. One test image is 0.28 percentage points, so differences of one point or less are
+a few images and should not be over-read. Nothing below is a claim about CIFAR-10.
 
 **1. Effect of depth.** Best test accuracy of the plain CNN (Experiment 1.1):
 
