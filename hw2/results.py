@@ -2,7 +2,7 @@
 
 A run's result file is ``{out_dir}/{run_name}_L{L}_K{K joined by '-'}.json`` holding
 ``{"config": {...}, "results": FitResult as a dict}`` (e.g. ``exp1_3_L1_K64-128-256.json``).
-It is written atomically (:mod:`hw2.atomic`) and read back with every field checked, so a
+It is written atomically (:mod:`cs236781.atomic`) and read back with every field checked, so a
 truncated or foreign file is reported, naming the file, instead of being half-used.
 """
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cs236781.train_results import FitResult
-from hw2.atomic import atomic_write_text
+from cs236781.atomic import atomic_write_text
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
            "result_file_problem", "is_complete"]
@@ -57,7 +57,7 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
 
     The file is ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` with ``L`` and ``K`` taken from
     ``cfg['layers_per_block']`` and ``cfg['filters_per_layer']``. It is written atomically
-    (:func:`hw2.atomic.atomic_write`), so readers never see a half-written file.
+    (:func:`cs236781.atomic.atomic_write`), so readers never see a half-written file.
 
     :param run_name: Name of the run.
     :param out_dir: Folder of the file (created when missing).
