@@ -280,7 +280,7 @@ def run_experiment(config: ExperimentConfig, verbose: bool = True) -> Experiment
     ds_train, ds_test = _load_splits(config.dataset, verbose)
     dl_train, dl_test = make_loaders(config, ds_train, ds_test, dev, fast)
     trainer = _make_trainer(config, model, dev, fast)
-    record["resumed_from_epoch"] = _resume(trainer, config.checkpoints)
+    record["resumed_from_epoch"] = _resume(trainer, config.checkpoints, config.epochs)
 
     started = time.perf_counter()
     record["diverged"] = None
@@ -348,16 +348,33 @@ def build_model(config: ExperimentConfig, info) -> nn.Module:
     :class:`~hw2.datasets.DatasetInfo`); every construction error becomes an
     :class:`ExperimentConfigError` naming the architecture."""
     cls = MODEL_TYPES[config.model_type]
+    what = (f"model_type={config.model_type!r} ({cls.__name__}) with "
+            f"K={list(config.filters_per_layer)}, L={config.layers_per_block}, "
+            f"pool_every={config.pool_every}, hidden_dims={list(config.hidden_dims)} for "
+            f"{config.dataset} images of shape {tuple(info.in_size)}")
     try:
         return cls(info.in_size, info.num_classes, channels=config.channels,
                    pool_every=config.pool_every, hidden_dims=list(config.hidden_dims),
                    **config.kw)
     except (ValueError, TypeError) as err:
-        raise ExperimentConfigError(
-            f"cannot build model_type={config.model_type!r} ({cls.__name__}) with "
-            f"K={list(config.filters_per_layer)}, L={config.layers_per_block}, "
-            f"pool_every={config.pool_every}, hidden_dims={list(config.hidden_dims)} for "
-            f"{config.dataset} images of shape {tuple(info.in_size)}: {err}") from None
+        raise ExperimentConfigError(f"cannot build {what}: {err}") from None
+    except (RuntimeError, MemoryError) as err:
+        if not _is_allocation_failure(err):
+            raise
+        raise ExperimentConfigError(f"cannot build {what}: its parameters do not fit in "
+                                    f"memory ({_first_line(err)}); choose smaller layer "
+                                    f"sizes") from None
+
+
+def _is_allocation_failure(err: BaseException) -> bool:
+    text = str(err)
+    return isinstance(err, MemoryError) or any(
+        mark in text for mark in ("not enough memory", "DefaultCPUAllocator", "out of memory"))
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _make_trainer(config: ExperimentConfig, model: nn.Module, dev: torch.device,
@@ -366,17 +383,20 @@ def _make_trainer(config: ExperimentConfig, model: nn.Module, dev: torch.device,
     optimizer = torch.optim.Adam(classifier.parameters(), lr=config.lr, weight_decay=config.reg)
     trainer = ExperimentTrainer(classifier, nn.CrossEntropyLoss(), optimizer, device=dev,
                                 autocast_dtype=torch.bfloat16 if fast["amp_bf16"] else None,
-                                channels_last=fast["channels_last"])
+                                channels_last=fast["channels_last"],
+                                identity=to_jsonable(config.identity()))
     if fast["compile"]:
         classifier.compile()
     return trainer
 
 
-def _resume(trainer: Trainer, checkpoints: Optional[str]) -> Optional[int]:
-    """Load an existing checkpoint before training starts (fit continues from it).
+def _resume(trainer: Trainer, checkpoints: Optional[str], epochs: int) -> Optional[int]:
+    """Load an existing checkpoint before training starts (fit continues from it, with its
+    random-number states: the result equals an uninterrupted run's).
 
     :return: The number of epochs the checkpoint holds (None when there is none).
-    :raises ExperimentConfigError: If it is unreadable or belongs to another architecture.
+    :raises ExperimentConfigError: If it is unreadable, malformed, of another architecture or
+        another run's configuration, or holds more than ``epochs`` epochs.
     """
     if checkpoints is None:
         return None
@@ -385,6 +405,10 @@ def _resume(trainer: Trainer, checkpoints: Optional[str]) -> Optional[int]:
     except (ValueError, OSError) as err:
         raise ExperimentConfigError(f"cannot resume from checkpoint "
                                     f"{Trainer.checkpoint_file(checkpoints)}: {err}") from None
+    if progress is not None and progress.epochs_done > epochs:
+        raise ExperimentConfigError(f"cannot resume from checkpoint "
+                                    f"{Trainer.checkpoint_file(checkpoints)}: it holds "
+                                    f"{progress.epochs_done} epochs, more than --epochs {epochs}")
     return None if progress is None else progress.epochs_done
 
 

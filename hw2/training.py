@@ -18,18 +18,26 @@ Subclasses implement the model-specific single-batch level:
   under bf16 autocast and keep model and images in channels-last memory format (Part 5).
 
 Checkpoints go through public methods only: :meth:`Trainer.checkpoint_file` (the ``.pt``
-naming rule), :meth:`Trainer.resume_from` (load a checkpoint and tell its progress; a
-following :meth:`Trainer.fit` with the same file continues from it without reading it again)
-and :meth:`Trainer.save_checkpoint`.
+naming rule: the best-accuracy file), :meth:`Trainer.last_checkpoint_file` (the state after
+the latest epoch), :meth:`Trainer.resume_from` (load a checkpoint and tell its progress; a
+following :meth:`Trainer.fit` with the same file continues from it without reading it again),
+:meth:`Trainer.save_checkpoint` and :meth:`Trainer.remove_checkpoints`. A checkpoint holds the
+model, the optimizer, the fit progress and every random-number state (:mod:`hw2.checkpoints`),
+so a fit killed at any point and resumed ends with the :class:`FitResult` of an uninterrupted
+one, bit for bit on the CPU at a fixed thread count.
 
-A training loss that becomes NaN or infinite raises :class:`TrainingDiverged` (a
+A training or test loss that becomes NaN or infinite raises :class:`TrainingDiverged` (a
 ``FloatingPointError``) naming the epoch and batch, instead of silently training on garbage;
 raised by :meth:`Trainer.fit`, it also carries the epochs completed before the divergence.
+The first batch of every epoch is checked before it reaches torch (:class:`ClassifierTrainer`:
+an ``(x, y)`` pair of tensors of one length, ``x`` in the parameters' dtype, labels within the
+score columns); the other batches run unchecked, at full speed.
 
 Checkpoints are read with ``torch.load(..., weights_only=True)``: only tensors and plain Python
-values are ever unpickled, so a checkpoint file cannot run code. A file that holds anything
-else, a truncated file, or a checkpoint of another architecture is refused with a
-``ValueError`` naming the file.
+values are ever unpickled, so a checkpoint file cannot run code. A file that is not a torch
+archive, holds anything else, is truncated or malformed, or is a checkpoint of another
+architecture, another kind of trainer or another run (:attr:`Trainer.identity`) is refused
+with a ``ValueError`` naming the file; a failed write raises :class:`CheckpointWriteError`.
 """
 import abc
 import contextlib
@@ -40,7 +48,7 @@ import pickle
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -48,14 +56,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from cs236781.train_results import BatchResult, EpochResult, FitResult
+from hw2 import checkpoints as ckpt
 from hw2.atomic import atomic_write
+from hw2.checkpoints import CHECKPOINT_FORMAT, CheckpointWriteError
 from hw2.validation import check_bool, check_int
 
 __all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "ExperimentTrainer", "FitState",
-           "TrainingDiverged", "CHECKPOINT_FORMAT"]
-
-#: Marks files written by :meth:`Trainer.save_checkpoint` (and their layout version).
-CHECKPOINT_FORMAT = "hw2.training.checkpoint/1"
+           "TrainingDiverged", "CheckpointWriteError", "CHECKPOINT_FORMAT"]
 
 # Keyword arguments that fit/train_epoch/test_epoch pass on to _foreach_batch.
 _EPOCH_KWARGS = ("verbose", "max_batches")
@@ -70,7 +77,7 @@ def _check_int(name: str, value, minimum: int, allow_none: bool = False) -> Opti
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite.
+    """The training (or test) loss became NaN or infinite.
 
     epoch: 1-based epoch of :meth:`Trainer.fit` (None outside fit).
     batch: 1-based batch of that epoch.
@@ -146,20 +153,30 @@ class Trainer(abc.ABC):
     - Single batch (train_batch/test_batch)
     """
 
-    def __init__(self, model, device: Optional[Union[torch.device, str]] = None):
+    #: What a checkpoint's ``model_state`` is: ``'torch'`` (a state_dict) or ``'layers'``.
+    _checkpoint_kind = "torch"
+
+    def __init__(self, model, device: Optional[Union[torch.device, str]] = None, *,
+                 identity: Optional[Dict[str, Any]] = None):
         """
         Initialize the trainer.
         :param model: Instance of the model to train (an ``nn.Module`` or, for
             :class:`LayerTrainer`, a :class:`hw2.layers.Layer`).
         :param device: torch.device to run training on (CPU or GPU). An ``nn.Module`` is moved
             there now; None leaves the model where it is.
+        :param identity: The settings that identify this run (plain values, e.g.
+            :meth:`hw2.config.ExperimentConfig.identity`): saved in every checkpoint, and a
+            checkpoint recording other settings is refused naming the keys that differ.
+            None: checkpoints record none and any checkpoint of this architecture is resumed.
         """
         self.model = model
         self.device = torch.device(device) if device is not None else None
+        self.identity = ckpt.plain_identity(identity)
         if self.device is not None and isinstance(model, nn.Module):
             model.to(self.device)
         self._epoch: Optional[int] = None  # 1-based epoch while fit() runs, for messages
-        self._resumed: Optional[tuple] = None  # (checkpoint file, FitState) from resume_from
+        self._resumed: Optional[tuple] = None  # (file, FitState, rng) from resume_from
+        self._check_next_batch = False  # the first batch of an epoch is checked (see _check_batch)
 
     # ------------------------------------------------------------------------------------------
     # Multiple epochs
@@ -177,8 +194,13 @@ class Trainer(abc.ABC):
             from a checkpoint).
         :param checkpoints: Whether to save model to file every time the
             test set accuracy improves. Should be a string containing a
-            filename without extension (``.pt`` is appended). If that file exists when
-            fit starts, training resumes from it and runs only the remaining epochs.
+            filename without extension (``.pt`` is appended). Besides that best-accuracy
+            file, every epoch writes ``NAME.last.pt`` (removed when fit completes). Both hold
+            the model, the optimizer, the fit progress and the random-number states (torch,
+            numpy, Python, the loaders' generators). If one exists when fit starts, training
+            resumes from it (the last file first) and runs only the remaining epochs, drawing
+            the same random numbers as an uninterrupted fit: on the CPU at a fixed thread
+            count the result is the same bit for bit.
         :param early_stopping: Whether to stop training early if there is no
             test loss improvement for this number of epochs (None: never stop early).
         :param print_every: Print progress every this number of epochs: the first epoch,
@@ -188,10 +210,13 @@ class Trainer(abc.ABC):
             progress bars on/off in every epoch).
         :return: A FitResult object containing train and test losses per batch and
             accuracies per epoch.
-        :raises TrainingDiverged: The training loss became NaN or infinite (a
+        :raises TrainingDiverged: The training or test loss became NaN or infinite (a
             ``FloatingPointError``; its ``fit_result`` holds the epochs completed before).
         :raises ValueError: The checkpoint file is unreadable, holds more than tensors and
-            plain values, or belongs to a different model.
+            plain values, is malformed, belongs to a different model or another run, or holds
+            more than ``num_epochs`` epochs.
+        :raises CheckpointWriteError: A checkpoint cannot be written (an ``OSError`` naming
+            the file; the previous checkpoint is kept).
         """
         num_epochs = _check_int("num_epochs", num_epochs, minimum=0)
         early_stopping = _check_int("early_stopping", early_stopping, minimum=1, allow_none=True)
@@ -200,13 +225,10 @@ class Trainer(abc.ABC):
         _check_int("max_batches", kw.get("max_batches"), minimum=1, allow_none=True)
         checkpoint_file = self.checkpoint_file(checkpoints) if checkpoints is not None else None
 
+        loaders = (dl_train, dl_test)
         state = FitState()
-        if checkpoint_file is not None and checkpoint_file.is_file():
-            state = self._take_resumed(checkpoint_file) or self._load_fit_checkpoint(checkpoint_file)
-            if print_every:
-                best = "n/a" if state.best_acc is None else f"{state.best_acc:.1f}%"
-                print(f"*** Resuming from {checkpoint_file}: {state.epochs_done} epoch(s) done, "
-                      f"best test accuracy {best}")
+        if checkpoint_file is not None:
+            state = self._resume_fit(checkpoint_file, num_epochs, loaders, print_every)
 
         for epoch in range(state.epochs_done, num_epochs):
             shown = self._is_print_epoch(epoch, num_epochs, print_every)
@@ -225,14 +247,38 @@ class Trainer(abc.ABC):
 
             state.record(train_result, test_result)
             state.update_best_loss(sum(test_result.losses) / len(test_result.losses))
-            if state.update_best_acc(test_result.accuracy) and checkpoint_file is not None:
-                self.save_checkpoint(checkpoint_file, fit_state=state)
+            improved = state.update_best_acc(test_result.accuracy)
+            if checkpoint_file is not None:
+                self._save_epoch(checkpoint_file, state, improved, loaders)
             if early_stopping is not None and state.epochs_without_improvement >= early_stopping:
                 if print_every:
                     print(f"*** Early stopping after epoch {epoch + 1}: the test loss has not "
                           f"improved for {early_stopping} epoch(s)")
                 break
+        if checkpoint_file is not None:
+            # The fit is complete: the best file holds a full state too, and a fit resumed
+            # from it repeats the remaining epochs exactly; the last file is not needed.
+            self.last_checkpoint_file(checkpoint_file).unlink(missing_ok=True)
         return state.fit_result()
+
+    def _resume_fit(self, checkpoint_file: Path, num_epochs: int, loaders: Sequence,
+                    print_every: int) -> FitState:
+        """The progress to continue from (a fresh one without a checkpoint); restores the
+        random-number states of the checkpoint resumed."""
+        path = self._resume_file(checkpoint_file)
+        if path is None:
+            return FitState()
+        state, rng = self._take_resumed(path) or self._load_fit_checkpoint(path)
+        if state.epochs_done > num_epochs:
+            raise ValueError(f"checkpoint {path} holds {state.epochs_done} epochs, more than "
+                             f"the num_epochs={num_epochs} requested; delete it or ask for at "
+                             f"least {state.epochs_done} epochs")
+        ckpt.restore_rng_states(rng, loaders, path)
+        if print_every:
+            best = "n/a" if state.best_acc is None else f"{state.best_acc:.1f}%"
+            print(f"*** Resuming from {path}: {state.epochs_done} epoch(s) done, "
+                  f"best test accuracy {best}")
+        return state
 
     @staticmethod
     def _is_print_epoch(epoch: int, num_epochs: int, print_every: int) -> bool:
@@ -249,6 +295,8 @@ class Trainer(abc.ABC):
     def checkpoint_file(checkpoints: Union[str, os.PathLike]) -> Path:
         """The file of a ``checkpoints`` name: ``NAME.pt`` (a name ending in ``.pt`` is kept).
 
+        It holds the best-accuracy state; :meth:`last_checkpoint_file` the latest epoch's.
+
         :raises TypeError: ``checkpoints`` is not a path.
         :raises ValueError: It is empty.
         """
@@ -261,75 +309,128 @@ class Trainer(abc.ABC):
         path = Path(checkpoints)
         return path if path.suffix == ".pt" else path.with_name(path.name + ".pt")
 
-    def resume_from(self, checkpoints: Union[str, os.PathLike]) -> Optional[FitState]:
-        """Load a checkpoint written by :meth:`fit` into the model (and optimizer), if it exists.
+    @classmethod
+    def last_checkpoint_file(cls, checkpoints: Union[str, os.PathLike]) -> Path:
+        """The "last" checkpoint of a ``checkpoints`` name: ``NAME.last.pt``, written after
+        every epoch of :meth:`fit` and removed when the fit completes."""
+        best = cls.checkpoint_file(checkpoints)
+        return best.with_name(best.name[:-len(".pt")] + ".last.pt")
 
-        A following ``fit(..., checkpoints=checkpoints)`` continues from this state without
-        reading the file again, so a caller can look at the progress (and refuse a foreign
-        checkpoint) before training starts.
+    @classmethod
+    def remove_checkpoints(cls, checkpoints: Union[str, os.PathLike]) -> None:
+        """Delete both checkpoint files of a name (missing ones are ignored)."""
+        for path in (cls.checkpoint_file(checkpoints), cls.last_checkpoint_file(checkpoints)):
+            path.unlink(missing_ok=True)
+
+    def resume_from(self, checkpoints: Union[str, os.PathLike]) -> Optional[FitState]:
+        """Load the checkpoint :meth:`fit` would resume from into the model (and optimizer).
+
+        That is the "last" file when it exists, else the best-accuracy file. A following
+        ``fit(..., checkpoints=checkpoints)`` continues from this state without reading the
+        file again (and restores its random-number states), so a caller can look at the
+        progress (and refuse a foreign checkpoint) before training starts.
 
         :param checkpoints: The checkpoint name, as given to :meth:`fit`.
         :return: The progress it holds (``epochs_done``, ``best_acc``, ...), or None when
             there is no such file.
-        :raises ValueError: The file is unreadable, holds more than tensors and plain values,
-            has no fit progress, or belongs to a different model.
+        :raises ValueError: The file is unreadable, not a checkpoint of this kind of trainer,
+            malformed, of a different model or of another run (:attr:`identity`).
+        :raises OSError: It cannot be read (the message names it).
         """
-        path = self.checkpoint_file(checkpoints)
-        if not path.is_file():
+        path = self._resume_file(checkpoints)
+        if path is None:
             return None
-        state = self._load_fit_checkpoint(path)
-        self._resumed = (path.absolute(), state)
+        state, rng = self._load_fit_checkpoint(path)
+        self._resumed = (path.absolute(), state, rng)
         return FitState(**dataclasses.asdict(state))
 
-    def _take_resumed(self, path: Path) -> Optional[FitState]:
-        """The state :meth:`resume_from` loaded from ``path``, once (None if another file)."""
-        resumed, self._resumed = self._resumed, None
-        if resumed is not None and resumed[0] == path.absolute():
-            return resumed[1]
+    def _resume_file(self, checkpoints) -> Optional[Path]:
+        """The file to resume from: the last checkpoint, else the best one, else None."""
+        for path in (self.last_checkpoint_file(checkpoints), self.checkpoint_file(checkpoints)):
+            if path.exists() and not path.is_file():
+                raise ValueError(f"checkpoint {path} is not a file (it is a folder or a "
+                                 f"device); remove it or choose another checkpoints name")
+            if path.is_file():
+                return path
         return None
 
-    def save_checkpoint(self, checkpoint_filename: str, *, fit_state: Optional[FitState] = None):
+    def _take_resumed(self, path: Path) -> Optional[tuple]:
+        """``(FitState, rng)`` that :meth:`resume_from` loaded from ``path``, once."""
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None and resumed[0] == path.absolute():
+            return resumed[1], resumed[2]
+        return None
+
+    def save_checkpoint(self, checkpoint_filename: str, *, fit_state: Optional[FitState] = None,
+                        loaders: Sequence = ()):
         """
         Saves the model in it's current state to a file with the given name (treated
         as a relative path).
         :param checkpoint_filename: File name or relative path to save to.
         :param fit_state: Progress of a running :meth:`fit` to store along (used by fit
-            to resume later).
+            to resume later); with it go the random-number states of torch, numpy, Python
+            and of ``loaders``' generators, so that a resumed fit repeats the same draws.
+        :param loaders: The data loaders whose shuffling generators are saved (fit's own).
 
         The file is written to a temporary name and renamed, so an interrupted save never
         leaves a truncated checkpoint behind. It holds plain tensors and Python values only
         (loadable with ``torch.load(..., weights_only=True)``).
+
+        :raises CheckpointWriteError: The file cannot be written (an ``OSError`` naming it;
+            the previous file of that name is left as it was).
         """
         payload = {
             "format": CHECKPOINT_FORMAT,
+            "trainer_kind": self._checkpoint_kind,
             "model_class": type(self.model).__name__,
             "model_state": self._model_state(),
             "optimizer_state": self._optimizer_state(),
             "fit_state": dataclasses.asdict(fit_state) if fit_state is not None else None,
+            "rng": ckpt.rng_states(loaders) if fit_state is not None else None,
+            "identity": self.identity,
         }
         path = Path(checkpoint_filename)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as f:
-            torch.save(payload, f)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as f:
+                torch.save(payload, f)
+        except OSError as err:
+            raise CheckpointWriteError(path, err) from err
 
-    def _load_fit_checkpoint(self, path: Path) -> FitState:
-        """Load a checkpoint written by :meth:`fit` into the model (and optimizer)."""
+    def _save_epoch(self, checkpoint_file: Path, state: FitState, improved: bool,
+                    loaders: Sequence) -> None:
+        """After an epoch: the best file when the accuracy improved, then the last file.
+
+        The best file is written first: a kill between the two leaves the last file one
+        epoch behind, and the resumed run repeats that epoch (and the same improvement).
+        """
+        if improved:
+            self.save_checkpoint(checkpoint_file, fit_state=state, loaders=loaders)
+        self.save_checkpoint(self.last_checkpoint_file(checkpoint_file), fit_state=state,
+                             loaders=loaders)
+
+    def _load_fit_checkpoint(self, path: Path) -> tuple:
+        """Check a checkpoint written by :meth:`fit` and load it into the model (and
+        optimizer). :return: ``(FitState, rng)``."""
         payload = self._load_checkpoint_file(path)
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a checkpoint written by hw2.training.Trainer")
-        if payload.get("fit_state") is None:
+        ckpt.check_payload(payload, path, self._checkpoint_kind)
+        if payload["fit_state"] is None:
             raise ValueError(f"{path} holds a model but no fit progress (it was written by "
                              f"save_checkpoint outside fit), so fit cannot resume from it")
-        self._load_model_state(payload["model_state"], path, payload.get("model_class"))
+        self._check_model_state(payload["model_state"], path, payload.get("model_class"))
+        ckpt.check_identity(payload["identity"], self.identity, path)
+        self._load_model_state(payload["model_state"])
         self._load_optimizer_state(payload.get("optimizer_state"), path)
-        return FitState(**payload["fit_state"])
+        return FitState(**payload["fit_state"]), payload["rng"]
 
     def _load_checkpoint_file(self, path: Path):
         """``torch.load`` a checkpoint safely: tensors and plain Python values only.
 
-        :raises ValueError: The file holds other objects (they are never unpickled), or it is
-            truncated or not a torch file.
+        :raises ValueError: The file is not a torch file, holds other objects (they are never
+            unpickled), or is truncated.
+        :raises OSError: It cannot be read (the message names the file).
         """
+        ckpt.check_torch_file(path)
         map_location = self.device if self.device is not None else "cpu"
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -345,13 +446,15 @@ class Trainer(abc.ABC):
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ValueError(f"checkpoint {path} is unreadable (truncated or not a torch "
                              f"checkpoint): {first}") from None
+        except OSError as err:
+            raise ckpt.read_error(path, err) from None
 
     def _model_state(self):
         """The model's weights as saved in a checkpoint (``nn.Module``: its state_dict)."""
         return self.model.state_dict()
 
-    def _load_model_state(self, saved, path: Path, saved_class: Optional[str]) -> None:
-        """Load weights saved by :meth:`_model_state`, refusing another architecture."""
+    def _check_model_state(self, saved, path: Path, saved_class: Optional[str]) -> None:
+        """Refuse weights saved from another architecture (names or shapes differ)."""
         own = self.model.state_dict()
         problems = []
         missing = [k for k in own if k not in saved]
@@ -367,6 +470,9 @@ class Trainer(abc.ABC):
                                 f"but {tuple(own[key].shape)} in the model")
         if problems:
             raise ValueError(self._architecture_message(path, saved_class, problems))
+
+    def _load_model_state(self, saved) -> None:
+        """Load weights :meth:`_check_model_state` accepted."""
         self.model.load_state_dict(saved)
 
     def _architecture_message(self, path: Path, saved_class: Optional[str], problems) -> str:
@@ -384,7 +490,7 @@ class Trainer(abc.ABC):
             return
         try:
             optimizer.load_state_dict(saved)
-        except (ValueError, KeyError, RuntimeError) as err:
+        except (ValueError, KeyError, RuntimeError, TypeError) as err:
             raise ValueError(f"checkpoint {path}: the saved optimizer state does not fit "
                              f"{type(optimizer).__name__}: {err}") from None
 
@@ -410,10 +516,12 @@ class Trainer(abc.ABC):
         :param dl_test: DataLoader for the test set.
         :param kw: Keyword args supported by _foreach_batch.
         :return: An EpochResult for the epoch.
+        :raises TrainingDiverged: A batch's test loss is NaN or infinite (NaN in the test
+            data, or a diverged model), named by epoch and batch as for training.
         """
         _check_epoch_kwargs(kw, "test_epoch")
         self._set_training(False)
-        return self._foreach_batch(dl_test, self.test_batch, **kw)
+        return self._foreach_batch(dl_test, self.test_batch, check_finite=True, **kw)
 
     def _set_training(self, mode: bool) -> None:
         """Put the model in training (dropout active, ...) or evaluation mode."""
@@ -449,14 +557,11 @@ class Trainer(abc.ABC):
             for batch_idx, batch in enumerate(dl):
                 if max_batches is not None and batch_idx >= max_batches:
                     break
+                self._check_next_batch = batch_idx == 0
                 result = forward_fn(batch)
                 loss = float(result.loss)
                 if check_finite and not math.isfinite(loss):
-                    where = f"epoch {self._epoch}, " if self._epoch is not None else ""
-                    raise TrainingDiverged(
-                        f"{name}: the training loss is {loss} at {where}batch {batch_idx + 1}; "
-                        f"training diverged (try a smaller learning rate or weight scale)",
-                        epoch=self._epoch, batch=batch_idx + 1, loss=loss)
+                    raise self._diverged(name, loss, batch_idx + 1)
                 losses.append(loss)
                 num_correct += int(result.num_correct)
                 num_samples += self._batch_size(batch)
@@ -473,6 +578,17 @@ class Trainer(abc.ABC):
             bar.update(undrawn)
             bar.set_description(f"{name} (Avg. Loss {avg_loss:.3f}, Accuracy {accuracy:.1f})")
         return EpochResult(losses=losses, accuracy=accuracy)
+
+    def _diverged(self, name: str, loss: float, batch: int) -> TrainingDiverged:
+        """The error of a non-finite loss in ``name`` (train_batch or test_batch)."""
+        where = f"epoch {self._epoch}, " if self._epoch is not None else ""
+        if name == "test_batch":
+            cause = ("the model diverged or the test data holds NaN or infinite values")
+            text = f"{name}: the test loss is {loss} at {where}batch {batch}; {cause}"
+        else:
+            text = (f"{name}: the training loss is {loss} at {where}batch {batch}; training "
+                    f"diverged (try a smaller learning rate or weight scale)")
+        return TrainingDiverged(text, epoch=self._epoch, batch=batch, loss=loss)
 
     @staticmethod
     def _num_batches(dl, max_batches: Optional[int]) -> Optional[int]:
@@ -528,14 +644,25 @@ class LayerTrainer(Trainer):
     maps scores and labels to a scalar loss. Gradients flow by the layers' manual backward.
     """
 
-    def __init__(self, model, loss_fn, optimizer):
+    _checkpoint_kind = "layers"
+
+    def __init__(self, model, loss_fn, optimizer, *, identity: Optional[Dict[str, Any]] = None):
         """
         :param model: A :class:`hw2.layers.Layer` producing class scores.
         :param loss_fn: A loss :class:`hw2.layers.Layer`: ``forward(scores, y)`` -> scalar,
             ``backward()`` -> d(scores).
         :param optimizer: An :class:`hw2.optimizers.Optimizer` over ``model.params()``.
+        :param identity: As for :class:`Trainer`.
+        :raises TypeError: ``model`` is a ``torch.nn.Module`` or not a layer (it has no
+            ``params()`` and ``backward()``).
         """
-        super().__init__(model, device=None)
+        if isinstance(model, nn.Module) or not all(
+                callable(getattr(model, name, None)) for name in ("params", "backward")):
+            kind = "a torch.nn.Module" if isinstance(model, nn.Module) else "not a layer"
+            raise TypeError(f"LayerTrainer: model must be a hw2.layers.Layer (with params() "
+                            f"and a manual backward()), got {type(model).__name__} ({kind}); "
+                            f"train torch.nn.Modules with ClassifierTrainer")
+        super().__init__(model, device=None, identity=identity)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
 
@@ -573,16 +700,17 @@ class LayerTrainer(Trainer):
         """The layers' parameter tensors, in ``model.params()`` order."""
         return [p.detach().clone() for p, _ in self.model.params()]
 
-    def _load_model_state(self, saved, path: Path, saved_class: Optional[str]) -> None:
-        params = [p for p, _ in self.model.params()]
+    def _check_model_state(self, saved, path: Path, saved_class: Optional[str]) -> None:
         saved_shapes = [tuple(t.shape) for t in saved]
-        own_shapes = [tuple(p.shape) for p in params]
+        own_shapes = [tuple(p.shape) for p, _ in self.model.params()]
         if saved_shapes != own_shapes:
             raise ValueError(self._architecture_message(
                 path, saved_class, [f"parameter shapes {saved_shapes} in the checkpoint but "
                                     f"{own_shapes} in the model"]))
+
+    def _load_model_state(self, saved) -> None:
         with torch.no_grad():
-            for p, t in zip(params, saved):
+            for (p, _), t in zip(self.model.params(), saved):
                 p.copy_(t)
 
     def __repr__(self) -> str:
@@ -599,7 +727,8 @@ class ClassifierTrainer(Trainer):
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer,
-                 device: Optional[Union[torch.device, str]] = None):
+                 device: Optional[Union[torch.device, str]] = None, *,
+                 identity: Optional[Dict[str, Any]] = None):
         """
         :param model: An ``nn.Module`` mapping ``x: (N, ...)`` to scores ``(N, C)``.
         :param loss_fn: Maps ``(scores, y)`` to a scalar loss tensor (e.g.
@@ -607,6 +736,7 @@ class ClassifierTrainer(Trainer):
         :param optimizer: Has ``zero_grad()`` and ``step()`` over the model's parameters
             (a ``torch.optim.Optimizer`` or an :class:`hw2.optimizers.Optimizer`).
         :param device: Where to train; None keeps the model's current device.
+        :param identity: As for :class:`Trainer`.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"ClassifierTrainer: model must be a torch.nn.Module, got "
@@ -614,7 +744,7 @@ class ClassifierTrainer(Trainer):
         if device is None:
             first = next(iter(model.parameters()), None)
             device = first.device if first is not None else torch.device("cpu")
-        super().__init__(model, device)
+        super().__init__(model, device, identity=identity)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
 
@@ -623,6 +753,7 @@ class ClassifierTrainer(Trainer):
         # ====== YOUR CODE: ======
         self.optimizer.zero_grad()
         scores = self.model(X)
+        self._check_scores(scores, y)
         loss = self.loss_fn(scores, y)
         loss.backward()
         self.optimizer.step()
@@ -634,13 +765,66 @@ class ClassifierTrainer(Trainer):
         # ====== YOUR CODE: ======
         with torch.no_grad():
             scores = self.model(X)
+            self._check_scores(scores, y)
             loss = self.loss_fn(scores, y)
             return BatchResult(loss.item(), self._num_correct(scores, y))
         # ====== END YOUR CODE ======
 
     def _to_device(self, batch):
+        if self._check_next_batch:
+            self._check_batch(batch)
         X, y = batch
         return X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    # -- the checks of an epoch's first batch (the others go unchecked, at full speed) ---------
+
+    def _where(self) -> str:
+        epoch = f"epoch {self._epoch}, " if self._epoch is not None else ""
+        return f"{type(self).__name__}: the {epoch}batch 1"
+
+    def _check_batch(self, batch) -> None:
+        """An ``(x: (N, ...), y: (N, ...))`` pair of tensors, ``x`` in the parameters' dtype.
+
+        :raises TypeError: Not a pair of tensors, or ``x`` has another dtype.
+        :raises ValueError: ``x`` and ``y`` hold different numbers of samples.
+        """
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            got = (f"a {type(batch).__name__} of {len(batch)} items"
+                   if isinstance(batch, (tuple, list)) else f"a {type(batch).__name__}")
+            raise TypeError(f"{self._where()} must be an (x, y) pair of tensors, got {got}")
+        kinds = [type(v).__name__ for v in batch]
+        if not all(isinstance(v, torch.Tensor) for v in batch):
+            raise TypeError(f"{self._where()} must be an (x, y) pair of tensors, got "
+                            f"({', '.join(kinds)})")
+        x, y = batch
+        if x.dim() == 0 or y.dim() == 0 or len(x) != len(y):
+            raise ValueError(f"{self._where()} has x of shape {tuple(x.shape)} and y of shape "
+                             f"{tuple(y.shape)}: expected the same number of samples N in both "
+                             f"(x: (N, ...), y: (N,))")
+        param = next((p for p in self.model.parameters() if p.is_floating_point()), None)
+        if param is not None and x.dtype != param.dtype:
+            raise TypeError(f"{self._where()} has inputs x of dtype {x.dtype}, but the model's "
+                            f"parameters are {param.dtype}: convert the data (e.g. "
+                            f"x.to({param.dtype})) or the model (model.to({x.dtype}))")
+
+    def _check_scores(self, scores: torch.Tensor, y: torch.Tensor) -> None:
+        """Integer labels of the epoch's first batch lie in ``0..C-1`` (``scores: (N, C)``).
+
+        :raises ValueError: A label is negative or not below the number of score columns.
+        """
+        if not self._check_next_batch:
+            return
+        self._check_next_batch = False
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool or \
+                not isinstance(scores, torch.Tensor) or scores.dim() != 2 or y.numel() == 0:
+            return
+        num_classes = scores.shape[1]
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{self._where()} has the label {bad}, but the model gives "
+                             f"{num_classes} score columns: labels must be class indices in "
+                             f"0..{num_classes - 1}")
 
     def _num_correct(self, scores: torch.Tensor, y: torch.Tensor) -> int:
         """``scores: (N, C)``, ``y: (N,)`` -> number of samples predicted correctly."""
@@ -670,7 +854,8 @@ class ExperimentTrainer(ClassifierTrainer):
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer,
                  device: Optional[Union[torch.device, str]] = None, *,
-                 autocast_dtype: Optional[torch.dtype] = None, channels_last: bool = False):
+                 autocast_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
+                 identity: Optional[Dict[str, Any]] = None):
         """
         :param model: As for :class:`ClassifierTrainer`.
         :param loss_fn: As for :class:`ClassifierTrainer`.
@@ -678,8 +863,9 @@ class ExperimentTrainer(ClassifierTrainer):
         :param device: As for :class:`ClassifierTrainer`.
         :param autocast_dtype: Run the forward pass under autocast to this dtype (None: off).
         :param channels_last: Use the channels-last memory format for model and batches.
+        :param identity: As for :class:`Trainer`.
         """
-        super().__init__(model, loss_fn, optimizer, device=device)
+        super().__init__(model, loss_fn, optimizer, device=device, identity=identity)
         if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
             raise TypeError(f"autocast_dtype must be a torch.dtype or None, got "
                             f"{autocast_dtype!r}")

@@ -206,9 +206,12 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     with pytest.raises(_Killed):
         cnn_experiment("run", out_dir=tmp_path / "out", checkpoints=checkpoint, **settings)
     assert not (tmp_path / "out").exists() or _leftovers(tmp_path / "out") == []
-    saved = torch.load(checkpoint + ".pt", weights_only=True)["fit_state"]
+    # The run resumes from the state after its last finished epoch (epoch 2), not from the
+    # best-accuracy file, which may be older.
+    saved = torch.load(checkpoint + ".last.pt", weights_only=True)["fit_state"]
     done = saved["epochs_done"]
     assert 1 <= done <= 2
+    assert torch.load(checkpoint + ".pt", weights_only=True)["fit_state"]["epochs_done"] <= done
 
     monkeypatch.setattr(training.ClassifierTrainer, "train_epoch", original)
     capsys.readouterr()
@@ -220,6 +223,9 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     # The epochs before the kill are the ones the uninterrupted run had (same seed).
     assert resumed.result.train_acc[:done] == reference.result.train_acc[:done]
     assert resumed.result.test_acc[:done] == reference.result.test_acc[:done]
+    # ... and so are the epochs after it: the random-number states were resumed too.
+    _fit_equal(resumed.result, reference.result)
+    assert not Path(checkpoint + ".last.pt").exists()  # removed once the fit completed
 
 
 def test_checkpoint_of_another_architecture_fails_before_training(tmp_path):
