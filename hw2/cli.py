@@ -24,13 +24,18 @@ from hw2.results import is_complete
 from hw2.summaries import summarize
 from hw2.validation import ExperimentConfigError, UsageError
 
-__all__ = ["USAGE_ERROR", "DIVERGED", "PROG", "build_parser", "main"]
+__all__ = ["USAGE_ERROR", "DIVERGED", "INTERRUPTED", "BROKEN_PIPE", "PROG", "build_parser",
+           "main", "resume_hint"]
 
 #: Exit status of every failure the user can fix (bad flags, impossible configurations,
 #: missing data), as argparse uses for bad flags.
 USAGE_ERROR = 2
 #: Exit status of ``run-exp`` when training diverged (the result file records it).
 DIVERGED = 3
+#: Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+#: Exit status when stdout was closed early, e.g. ``summarize | head`` (128 + SIGPIPE).
+BROKEN_PIPE = 141
 #: How the command is started.
 PROG = "python -m hw2.experiments"
 
@@ -56,7 +61,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Every failure the user can fix (a malformed flag, an impossible architecture, an unknown
     model type or data set, real data missing offline, a bad results folder) prints one
     paragraph on stderr and returns :data:`USAGE_ERROR` (2), without a traceback and without
-    writing a result file.
+    writing a result file. Ctrl-C prints one line saying how to resume and returns
+    :data:`INTERRUPTED` (130); a closed stdout (``summarize | head``) ends the command quietly
+    with :data:`BROKEN_PIPE` (141).
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
     :return: The exit status.
@@ -71,16 +78,48 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ExperimentConfigError, DatasetUnavailableError, UsageError) as err:
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"\n{PROG} {args.command}: interrupted; {resume_hint(args)}", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE
+
+
+def resume_hint(args: argparse.Namespace) -> str:
+    """What to do after Ctrl-C in the command ``args`` (one line)."""
+    if args.command == "run-exp":
+        if args.checkpoints:
+            return (f"run the same command again to resume from the checkpoint "
+                    f"{args.checkpoints}.pt")
+        return "no --checkpoints was given, so running it again starts over"
+    if args.command == "grid-run":
+        return ("run the same command again: complete runs are skipped and the interrupted run "
+                "resumes from its checkpoint")
+    if args.command == "grid-submit":
+        return (f"jobs already submitted keep running (squeue; logs in {args.log_dir}); the same "
+                f"command again submits only the runs without a result")
+    return "nothing was written; run it again"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of a closed pipe does
+    not print a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _cmd_run_exp(args) -> int:
     run = run_experiment(ExperimentConfig.from_args(args), verbose=not args.quiet)
     diverged = run.config.get("diverged")
     if diverged:
+        where = "" if diverged.get("batch") is None else f" at batch {diverged['batch']}"
         print(f"{PROG} run-exp: {os.path.basename(run.path)}: training diverged at epoch "
-              f"{diverged['epoch']} (loss {diverged['loss']} at batch {diverged['batch']}); the "
-              f"result file records it with the {run.result.num_epochs} epoch(s) before",
-              file=sys.stderr)
+              f"{diverged['epoch']} (loss {diverged['loss']}{where}); the result file records "
+              f"it with the {run.result.num_epochs} epoch(s) it holds", file=sys.stderr)
         return DIVERGED
     best = max(run.result.test_acc) if run.result.test_acc else float("nan")
     print(f"{os.path.basename(run.path)}: {run.result.num_epochs} epoch(s), best test accuracy "

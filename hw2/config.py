@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from cs236781.atomic import TEMP_NAME_EXTRA
 from hw2.datasets import DATASET_NAMES, default_dataset_name
 from hw2.results import result_filename
 from hw2.validation import (
@@ -34,7 +35,7 @@ from hw2.validation import (
 __all__ = [
     "MODEL_TYPE_NAMES", "LOADERS", "EXPERIMENT_PARAMS", "GRID_OVERRIDES", "Option",
     "ExperimentConfig", "expand_channels", "add_arguments", "parse_batches", "parse_patience",
-    "parse_model_kw",
+    "parse_model_kw", "parse_model_value", "ModelArgumentError", "MODEL_KW_FORMS", "SEED_MAX", "SIZE_MAX", "NAME_MAX",
 ]
 
 #: ``model_type`` names (:data:`hw2.experiments.MODEL_TYPES` maps them to classes).
@@ -70,15 +71,67 @@ def parse_patience(text: str) -> Optional[int]:
 parse_patience.__name__ = "epoch count (a positive integer, or 0 for no early stopping)"
 
 
+#: What ``--model-kw KEY=VALUE`` accepts as VALUE (named in every refusal).
+MODEL_KW_FORMS = ("True/true, False/false, None/null, an integer, a finite number, a JSON list "
+                  "or object of those, a quoted JSON string, or a plain word such as lrelu")
+_CONSTANTS = {"true": True, "false": False, "none": None, "null": None}
+# Words that look like a boolean or None but are not spelled as one: refused, not kept as text.
+_AMBIGUOUS_WORDS = {"yes", "no", "on", "off", "y", "n", "t", "f", "nil", "nan", "inf",
+                    "infinity", "-inf"}
+
+
+def _finite_json(value) -> bool:
+    """Whether a parsed JSON value holds only finite numbers (``NaN``/``Infinity`` refused)."""
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, list):
+        return all(map(_finite_json, value))
+    if isinstance(value, dict):
+        return all(map(_finite_json, value.values()))
+    return True
+
+
+def parse_model_value(text: str) -> Any:
+    """One ``--model-kw`` VALUE: see :data:`MODEL_KW_FORMS`.
+
+    :raises ValueError: Anything else (e.g. ``yes``, ``1,2``, an empty value, a broken list),
+        with a message naming the accepted forms.
+    """
+    word = text.strip()
+    if word.lower() in _CONSTANTS and (word in ("True", "False", "None")
+                                       or word == word.lower()):
+        return _CONSTANTS[word.lower()]
+    try:
+        value = json.loads(word)
+    except json.JSONDecodeError:
+        if word.isidentifier() and word.lower() not in _CONSTANTS | dict.fromkeys(
+                _AMBIGUOUS_WORDS):
+            return word
+        raise ValueError(f"model argument value must be {MODEL_KW_FORMS}; got {text!r}") \
+            from None
+    if not _finite_json(value):
+        raise ValueError(f"model argument value must be {MODEL_KW_FORMS} (NaN and infinity "
+                         f"are refused); got {text!r}")
+    return value
+
+
+class ModelArgumentError(argparse.ArgumentTypeError, ValueError):
+    """A malformed ``--model-kw`` pair: a ``ValueError`` whose message argparse prints as is."""
+
+
 def parse_model_kw(text: str) -> Tuple[str, Any]:
-    """``--model-kw KEY=VALUE``: VALUE is parsed as JSON when it can be, else kept as text."""
+    """``--model-kw KEY=VALUE``: KEY an argument name, VALUE one of :data:`MODEL_KW_FORMS`.
+
+    :raises argparse.ArgumentTypeError: For a malformed pair, naming the accepted forms.
+    """
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
-        raise ValueError(text)
+        raise ModelArgumentError(f"expected KEY=VALUE with KEY an argument name, got "
+                                         f"{text!r}")
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+        return key, parse_model_value(value)
+    except ValueError as err:
+        raise ModelArgumentError(f"{key}: {err}") from None
 
 
 parse_model_kw.__name__ = "KEY=VALUE model argument"
@@ -86,11 +139,17 @@ parse_model_kw.__name__ = "KEY=VALUE model argument"
 
 # -- field checks (each returns the normalised value or raises TypeError/ValueError) ----------
 
+#: The longest file name most file systems take (ext4, xfs, btrfs, tmpfs; ``NAME_MAX``).
+#: :func:`hw2.results.check_output_folder` checks the real limit of the folder at hand.
+NAME_MAX = 255
+
+
 def _run_name(name, value) -> str:
-    expected = "a non-empty name without path separators"
+    expected = "a non-empty name without path separators or control characters"
     if not isinstance(value, str):
         raise TypeError(f"{name} must be {expected}, got {value!r}")
-    if not value.strip() or any(c in value for c in "/\\\0"):
+    if not value.strip() or any(c in value for c in "/\\") or \
+            any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
 
@@ -122,10 +181,18 @@ def _device(name, value) -> Optional[str]:
     return str(value)
 
 
-def _int(minimum: int, optional: bool = False) -> Callable:
-    expected = f"an integer >= {minimum}" + (" or None" if optional else "")
-    return lambda name, v: check_optional(check_int, name, v, minimum, expected=expected) \
-        if optional else check_int(name, v, minimum, expected=expected)
+#: The largest seed (``torch.manual_seed`` takes 64-bit seeds; int64 is what every RNG takes).
+SEED_MAX = 2 ** 63 - 1
+#: The largest layer width (filters per layer, hidden dimensions): 2**20.
+SIZE_MAX = 2 ** 20
+
+
+def _int(minimum: int, optional: bool = False, maximum: Optional[int] = None) -> Callable:
+    expected = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+    expected += " or None" if optional else ""
+    return lambda name, v: check_optional(check_int, name, v, minimum, maximum,
+                                          expected=expected) \
+        if optional else check_int(name, v, minimum, maximum, expected=expected)
 
 
 def _real(minimum: float, strict: bool) -> Callable:
@@ -133,9 +200,10 @@ def _real(minimum: float, strict: bool) -> Callable:
 
 
 def _ints(default: Tuple[int, ...], allow_empty: bool) -> Callable:
-    """A tuple of positive ints; None means ``default``."""
+    """A tuple of positive ints up to :data:`SIZE_MAX`; None means ``default``."""
     return lambda name, v: tuple(default if v is None else
-                                 check_int_list(name, v, allow_empty=allow_empty))
+                                 check_int_list(name, v, allow_empty=allow_empty,
+                                                maximum=SIZE_MAX))
 
 
 def _choice(choices: Sequence[str], optional: bool = False, lower: bool = False) -> Callable:
@@ -248,7 +316,7 @@ class ExperimentConfig:
                              choices=MODEL_TYPE_NAMES, printed="-M", grid=False)
     out_dir: str = _field("./results", "--out-dir", "-o", check=_path, help="result folder",
                           printed="-o", grid=False, identity=False)
-    seed: Optional[int] = _field(None, "--seed", "-s", check=_int(0, optional=True),
+    seed: Optional[int] = _field(None, "--seed", "-s", check=_int(0, True, SEED_MAX),
                                  help="random seed", parse=int,
                                  default_text="default: random, recorded")
     device: Optional[str] = _field(None, "--device", "-d", check=_device,
@@ -298,8 +366,10 @@ class ExperimentConfig:
                                  kind="flag", help="torch.compile the model", identity=False)
     kw: Dict[str, Any] = _field(None, "--model-kw", check=_model_kw, factory=dict, group=_MODEL,
                                 parse=parse_model_kw, metavar="KEY=VALUE", kind="model_kw",
-                                help="extra model argument, VALUE in JSON (e.g. "
-                                     "batchnorm=true); repeatable")
+                                help="extra model argument, e.g. batchnorm=False, "
+                                     "activation_type=lrelu, conv_params='{\"padding\": 1}'; "
+                                     "VALUE: True/False/None, a number, a JSON list/object/"
+                                     "string or a plain word; repeatable")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -308,6 +378,14 @@ class ExperimentConfig:
             except (TypeError, ValueError) as err:
                 raise config_error(err) from None
             object.__setattr__(self, f.name, value)
+        longest = NAME_MAX - TEMP_NAME_EXTRA
+        if len(self.filename) > longest:
+            raise ExperimentConfigError(
+                f"run_name is too long: the result file name {self.filename[:40]!r}... has "
+                f"{len(self.filename)} characters, and with its temporary name it must fit in "
+                f"{NAME_MAX} (at most {longest - len(self.filename) + len(self.run_name)} "
+                f"characters of run_name for K={list(self.filters_per_layer)}, "
+                f"L={self.layers_per_block})")
         if self.augment and self.loader != "tensor":
             raise ExperimentConfigError("augment=True needs loader='tensor' (the torchvision "
                                         "path here does no augmentation)")

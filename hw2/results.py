@@ -6,6 +6,7 @@ It is written atomically (:mod:`cs236781.atomic`) and read back with every field
 truncated or foreign file is reported, naming the file, instead of being half-used.
 """
 import json
+import math
 import os
 from typing import Optional, Sequence, Tuple, Union
 
@@ -57,7 +58,9 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
 
     The file is ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` with ``L`` and ``K`` taken from
     ``cfg['layers_per_block']`` and ``cfg['filters_per_layer']``. It is written atomically
-    (:func:`cs236781.atomic.atomic_write`), so readers never see a half-written file.
+    (:func:`cs236781.atomic.atomic_write`), so readers never see a half-written file, and is
+    strict JSON: a NaN or infinite value is written as null, and a run with a null loss is
+    marked ``diverged`` in its config (with the first such epoch) unless it already is.
 
     :param run_name: Name of the run.
     :param out_dir: Folder of the file (created when missing).
@@ -75,9 +78,54 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, result_filename(run_name, cfg["filters_per_layer"],
                                                  cfg["layers_per_block"]))
-    payload = {"config": to_jsonable(cfg), "results": to_jsonable(fit_res._asdict())}
-    atomic_write_text(path, json.dumps(payload, indent=1))
+    results = _finite(to_jsonable(fit_res._asdict()))
+    config = _finite(to_jsonable(cfg))
+    bad = _first_null_loss(results)
+    if bad is not None and not config.get("diverged"):
+        key, epoch, batch, index = bad
+        loss = str(getattr(fit_res, key)[index])
+        config["diverged"] = dict(epoch=epoch, batch=batch, loss=loss,
+                                  message=f"{key.replace('_', ' ')} is {loss} at epoch {epoch}"
+                                          + ("" if batch is None else f", batch {batch}")
+                                          + " (recorded as null)")
+    payload = {"config": config, "results": results}
+    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
     return path
+
+
+_LOSSES = ("train_loss", "test_loss")
+
+
+def _finite(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _first_null_loss(results: dict) -> Optional[Tuple[str, int, Optional[int], int]]:
+    """The first non-finite (now null) loss: ``(key, epoch, batch, index)``, or None.
+
+    The loss lists hold every batch of every epoch; epoch and batch (1-based) follow from the
+    index when every epoch has as many batches (else the batch is None and the epoch is the
+    proportional one).
+    """
+    found = []
+    for key in _LOSSES:
+        values, n = results[key], results["num_epochs"]
+        index = next((i for i, v in enumerate(values) if v is None), None)
+        if index is None or not n:
+            continue
+        per_epoch, rest = divmod(len(values), n)
+        if per_epoch and not rest:
+            found.append((key, index // per_epoch + 1, index % per_epoch + 1, index))
+        else:
+            found.append((key, index * n // len(values) + 1, None, index))
+    return min(found, key=lambda f: (f[1], f[0] != "train_loss")) if found else None
 
 
 def load_experiment(filename: PathLike) -> Tuple[dict, FitResult]:
@@ -90,8 +138,13 @@ def load_experiment(filename: PathLike) -> Tuple[dict, FitResult]:
         result file (see :func:`result_file_problem`).
     """
     path = os.fspath(filename)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a valid experiment result file: it is not UTF-8 text "
+                         f"(byte {err.start}: {raw[err.start:err.start + 1]!r})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -101,7 +154,8 @@ def load_experiment(filename: PathLike) -> Tuple[dict, FitResult]:
     if problem:
         raise ValueError(f"{path} is not a valid experiment result file: {problem}")
     res = data["results"]
-    fit = FitResult(int(res["num_epochs"]), *(list(map(float, res[k])) for k in _FIT_FIELDS[1:]))
+    fit = FitResult(int(res["num_epochs"]), *([math.nan if v is None else float(v) for v in res[k]]
+                                              for k in _FIT_FIELDS[1:]))
     return data["config"], fit
 
 
@@ -109,7 +163,8 @@ def result_file_problem(data) -> Optional[str]:
     """What is wrong with a parsed result file, or None.
 
     Expected: an object with exactly ``config`` (an object) and ``results`` (every
-    :class:`FitResult` field, numbers only, one accuracy per epoch, accuracies in [0, 100]).
+    :class:`FitResult` field, numbers only, one accuracy per epoch, accuracies in [0, 100];
+    a loss may be null, which is how a NaN or infinite loss is recorded).
     """
     if not isinstance(data, dict) or set(data) != {"config", "results"}:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
@@ -125,9 +180,11 @@ def result_file_problem(data) -> Optional[str]:
         return f"'results.num_epochs' must be a non-negative integer, got {n!r}"
     for key in _FIT_FIELDS[1:]:
         values = res[key]
+        nullable = key in _LOSSES
         if not isinstance(values, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            return f"'results.{key}' must be a list of numbers"
+                (isinstance(v, (int, float)) and not isinstance(v, bool))
+                or (nullable and v is None) for v in values):
+            return f"'results.{key}' must be a list of numbers" + (" (or null)" if nullable else "")
     for key in ("train_acc", "test_acc"):
         if len(res[key]) != n:
             return f"'results.{key}' has {len(res[key])} entries for num_epochs={n}"

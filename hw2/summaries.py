@@ -40,6 +40,9 @@ class SummaryRow(NamedTuple):
 
 def _result_files(results_dir: Union[str, Path], pattern: str) -> List[str]:
     folder = Path(results_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"results folder {str(folder)!r} is not a folder (it is a file; give "
+                         f"the folder that holds the result files)")
     if not folder.is_dir():
         raise UsageError(f"results folder {str(folder)!r} does not exist (run a grid first, e.g. "
                          f"python -m hw2.experiments grid-run exp1_1 -o {folder})")
@@ -48,9 +51,14 @@ def _result_files(results_dir: Union[str, Path], pattern: str) -> List[str]:
 
 
 def _sort_key(cfg: dict, path: str):
-    return (cfg.get("run_name", ""), cfg.get("model_type", ""),
-            len(cfg.get("filters_per_layer", [])), list(cfg.get("filters_per_layer", [])),
-            cfg.get("layers_per_block", 0), path)
+    """Grid, model, K, L, path; every part as text or a number of one type (a config may hold
+    anything: a number as ``run_name``, a string as ``L``)."""
+    ks = cfg.get("filters_per_layer", [])
+    ks = ks if isinstance(ks, list) else []
+    layers = cfg.get("layers_per_block", 0)
+    return (str(cfg.get("run_name", "")), str(cfg.get("model_type", "")), len(ks),
+            [str(k).zfill(12) for k in ks],
+            str(layers).zfill(12), path)
 
 
 def load_results(results_dir: Union[str, Path] = "results", pattern: str = "*.json",
@@ -66,7 +74,7 @@ def load_results(results_dir: Union[str, Path] = "results", pattern: str = "*.js
     for path in _result_files(results_dir, pattern):
         try:
             cfg, fit = load_experiment(path)
-        except ValueError as err:
+        except (ValueError, OSError) as err:  # each message names the file
             print(f"skipped: {err}", file=file or sys.stderr)
             continue
         loaded.append((path, cfg, fit))
@@ -88,9 +96,12 @@ def summarize(results_dir: Union[str, Path] = "results", plots_dir: Optional[Uni
     :param pattern: Only files whose name matches this glob.
     :param file: Where to print the table (default: stdout).
     :return: The table's rows.
-    :raises UsageError: If the folder does not exist.
+    :raises UsageError: If the folder does not exist or is a file, or ``plots_dir`` is a file.
     """
     file = file or sys.stdout
+    if plots_dir is not None and Path(plots_dir).exists() and not Path(plots_dir).is_dir():
+        raise UsageError(f"--plots {str(plots_dir)!r} is not a folder (it is a file; give a "
+                         f"folder for the PNGs, created when missing)")
     loaded = load_results(results_dir, pattern)
     rows = [_summary_row(path, cfg, fit) for path, cfg, fit in loaded]
     if not rows:
@@ -106,11 +117,12 @@ def summarize(results_dir: Union[str, Path] = "results", plots_dir: Optional[Uni
 def _summary_row(path: str, cfg: dict, fit) -> SummaryRow:
     wall = cfg.get("wall_time_s")
     diverged = cfg.get("diverged")
+    ks = cfg.get("filters_per_layer")
     return SummaryRow(
         run=os.path.basename(path)[:-len(".json")],
         model=str(cfg.get("model_type", "?")),
-        K="-".join(str(k) for k in cfg.get("filters_per_layer", [])) or "?",
-        L=cfg.get("layers_per_block", 0),
+        K="-".join(str(k) for k in ks) if isinstance(ks, list) and ks else "?",
+        L=cfg.get("layers_per_block", 0) if isinstance(cfg.get("layers_per_block"), int) else 0,
         epochs=fit.num_epochs,
         best_test_acc=max(fit.test_acc) if fit.test_acc else float("nan"),
         wall_time_s=float(wall) if isinstance(wall, (int, float)) else None,
@@ -155,7 +167,7 @@ def format_table(rows: Sequence[SummaryRow]) -> str:
 def _legend(path: str, cfg: dict) -> str:
     """A run's label in a plot: its file name without the grid prefix, e.g. ``L2_K32``."""
     stem = os.path.basename(path)[:-len(".json")]
-    prefix = f"{cfg.get('run_name', '')}_"
+    prefix = f"{str(cfg.get('run_name', ''))}_"
     return stem[len(prefix):] if stem.startswith(prefix) and len(stem) > len(prefix) else stem
 
 

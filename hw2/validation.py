@@ -138,8 +138,9 @@ def check_choice(name: str, value, choices: Collection[str], normalise: Callable
 
 
 def check_int_list(name: str, values, minimum: int = 1, allow_empty: bool = True,
-                   expected: Optional[str] = None) -> List[int]:
-    """``values`` as a list of ints ``>= minimum``; entries are named ``name[i]``.
+                   expected: Optional[str] = None, maximum: Optional[int] = None) -> List[int]:
+    """``values`` as a list of ints in ``[minimum, maximum]``; entries are named ``name[i]``
+    (an entry's message names both bounds).
 
     :raises TypeError: ``values`` is not a sequence (a string is not one), or an entry is not
         an integer.
@@ -153,7 +154,8 @@ def check_int_list(name: str, values, minimum: int = 1, allow_empty: bool = True
         raise _fail(TypeError, name, expected, values)
     if len(values) == 0 and not allow_empty:
         raise _fail(ValueError, name, expected, values)
-    return [check_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(values)]
+    return [check_int(f"{name}[{i}]", v, minimum=minimum, maximum=maximum)
+            for i, v in enumerate(values)]
 
 
 def check_optional(check: Callable[..., Any], name: str, value, *args, **kwargs):

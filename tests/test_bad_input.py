@@ -27,6 +27,9 @@ from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_bou
     select_roc_thresh
 from hw2.datasets import dataset_info, load_dataset
 from hw2.cli import USAGE_ERROR
+from hw2.config import ModelArgumentError, parse_model_kw
+from hw2.summaries import summarize
+from hw2.validation import UsageError
 from hw2.experiments import cnn_experiment
 from hw2.results import load_experiment
 from hw2.validation import ExperimentConfigError
@@ -90,12 +93,30 @@ def _load_result_text(text: str):
         return load_experiment(str(path))
 
 
-def _experiment(**override):
+def _load_result_bytes(data: bytes):
+    """Write ``data`` to a scratch ``bad.json`` and read it with ``load_experiment``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bad.json"
+        path.write_bytes(data)
+        return load_experiment(str(path))
+
+
+def _summarize_a_file(plots: bool):
+    """summarize() given a file as the results folder, or (plots) as the PNG folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        a_file = Path(folder) / "results.txt"
+        a_file.write_text("not a folder")
+        if plots:
+            return summarize(folder, plots_dir=a_file, file=open(os.devnull, "w"))
+        return summarize(a_file)
+
+
+def _experiment(run_name="bad", **override):
     """A tiny cnn_experiment call with one mistake; validation fails before any data loads."""
     kw = dict(dataset="digits", epochs=1, batches=1, filters_per_layer=[4], layers_per_block=1,
               pool_every=1, hidden_dims=[8], verbose=False)
     with tempfile.TemporaryDirectory() as folder:
-        return cnn_experiment("bad", out_dir=folder, **{**kw, **override})
+        return cnn_experiment(run_name, out_dir=folder, **{**kw, **override})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,6 +362,42 @@ CASES = [
      ExperimentConfigError, r"reg must be a finite number >= 0\.0, got -0\.1"),
     ("experiment-unknown-model-type", lambda: _experiment(model_type="vgg"),
      ExperimentConfigError, r"model_type must be one of cnn, resnet, ycn, got 'vgg'"),
+    ("experiment-seed-beyond-64-bits", lambda: _experiment(seed=2 ** 64),
+     ExperimentConfigError, r"seed must be an integer >= 0 and <= 9223372036854775807 or None, "
+                            r"got 18446744073709551616"),
+    ("experiment-hidden-width-2-to-the-40", lambda: _experiment(hidden_dims=[2 ** 40]),
+     ExperimentConfigError, r"hidden_dims\[0\] must be an integer >= 1 and <= 1048576, got "
+                            r"1099511627776"),
+    ("experiment-filters-beyond-the-size-limit", lambda: _experiment(filters_per_layer=[4, 2 ** 21]),
+     ExperimentConfigError, r"filters_per_layer\[1\] must be an integer >= 1 and <= 1048576, "
+                            r"got 2097152"),
+    ("experiment-run-name-with-a-control-character", lambda: _experiment(run_name="a\tb"),
+     ExperimentConfigError, r"run_name must be a non-empty name without path separators or "
+                            r"control characters, got 'a\\tb'"),
+    ("experiment-run-name-too-long-for-the-file-system", lambda: _experiment(run_name="r" * 300),
+     ExperimentConfigError, r"run_name is too long: the result file name 'r+'\.\.\. has 311 "
+                            r"characters, .* must fit in 255 \(at most 230 characters of run_name"),
+    ("model-kw-yes-is-not-a-boolean", lambda: parse_model_kw("batchnorm=yes"),
+     ModelArgumentError, r"batchnorm: model argument value must be True/true, False/false, "
+                         r"None/null, an integer, .*; got 'yes'"),
+    ("model-kw-without-a-value", lambda: parse_model_kw("batchnorm"),
+     ModelArgumentError, r"expected KEY=VALUE with KEY an argument name, got 'batchnorm'"),
+    ("model-kw-nan", lambda: parse_model_kw("dropout=NaN"),
+     ModelArgumentError, r"dropout: model argument value must be .*\(NaN and infinity are "
+                         r"refused\); got 'NaN'"),
+    ("summarize-a-file-instead-of-a-folder", lambda: _summarize_a_file(plots=False),
+     UsageError, r"results folder '.*results\.txt' is not a folder \(it is a file"),
+    ("summarize-plots-into-a-file", lambda: _summarize_a_file(plots=True),
+     UsageError, r"--plots '.*results\.txt' is not a folder \(it is a file; give a folder for "
+                 r"the PNGs"),
+    ("result-file-not-utf8", lambda: _load_result_bytes(b'{"config": {"run_name": "\xff"}}'),
+     ValueError, r"bad\.json is not a valid experiment result file: it is not UTF-8 text \(byte "
+                 r"25: b'\\xff'\)"),
+    ("result-file-null-accuracy",
+     lambda: _load_result_text(json.dumps(
+         {"config": {}, "results": dict(_GOOD_RESULTS, test_acc=[None])})),
+     ValueError, r"'results\.test_acc' must be a list of numbers, got|'results\.test_acc' must "
+                 r"be a list of numbers$"),
     ("result-file-truncated", lambda: _load_result_text(json.dumps(
         {"config": {}, "results": _GOOD_RESULTS})[:45]),
      ValueError, r"bad\.json is not a valid experiment result file: it is truncated or not JSON"),
@@ -399,6 +456,18 @@ CLI_CASES = [
      r"argument --model-type/-M: invalid choice: 'vgg' \(choose from .*cnn.*resnet.*ycn"),
     ("cli-nan-learning-rate", ["--lr", "nan"],
      r"lr must be a finite number > 0\.0, got nan"),
+    ("cli-model-kw-false-word", ["--model-kw", "batchnorm=off"],
+     r"argument --model-kw: batchnorm: model argument value must be True/true, False/false, "
+     r"None/null, an integer, a finite number, a JSON list or object of those, a quoted JSON "
+     r"string, or a plain word such as lrelu; got 'off'"),
+    ("cli-seed-2-to-the-64", ["-s", str(2 ** 64)],
+     r"run-exp: error: seed must be an integer >= 0 and <= 9223372036854775807 or None, got "
+     r"18446744073709551616"),
+    ("cli-hidden-2-to-the-40", ["-H", str(2 ** 40)],
+     r"run-exp: error: hidden_dims\[0\] must be an integer >= 1 and <= 1048576, got 1099511627776"),
+    ("cli-run-name-with-a-newline", ["-n", "two\nlines"],
+     r"run_name must be a non-empty name without path separators or control characters, got "
+     r"'two\\nlines'"),
 ]
 
 

@@ -142,3 +142,51 @@ def test_value_parsers(parse, text, expected):
 def test_value_parsers_refuse(parse, text):
     with pytest.raises(ValueError):
         parse(text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("batchnorm=False", ("batchnorm", False)), ("batchnorm=false", ("batchnorm", False)),
+    ("batchnorm=True", ("batchnorm", True)), ("bias=None", ("bias", None)),
+    ("bias=null", ("bias", None)), ("n=3", ("n", 3)), ("p=0.25", ("p", 0.25)),
+    ("sizes=[3, 5]", ("sizes", [3, 5])), ("conv_params={\"padding\": 1}", ("conv_params", {"padding": 1})),
+    ("pooling_type=\"max\"", ("pooling_type", "max")), ("activation_type=lrelu", ("activation_type", "lrelu")),
+])
+def test_model_kw_values_are_parsed_by_their_spelling(text, expected):
+    assert config.parse_model_kw(text) == expected
+
+
+@pytest.mark.parametrize("value", ["yes", "off", "TRUE", "1,2", "", "[1,", "NaN", "Infinity", "nan",
+                                   "[1, NaN]", "two words"])
+def test_model_kw_refuses_other_values_naming_the_accepted_forms(value):
+    with pytest.raises(config.ModelArgumentError) as info:
+        config.parse_model_kw(f"batchnorm={value}")
+    assert isinstance(info.value, ValueError)
+    assert config.MODEL_KW_FORMS in str(info.value) and repr(value) in str(info.value)
+
+
+def test_model_kw_false_round_trips_through_the_command_line():
+    cfg = config.ExperimentConfig(run_name="r", kw={"batchnorm": False, "activation_type": "lrelu"})
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    assert config.ExperimentConfig.from_args(parser.parse_args(cfg.to_argv())) == cfg
+
+
+@pytest.mark.parametrize("field, value, ok", [
+    ("seed", 0, True), ("seed", config.SEED_MAX, True), ("seed", config.SEED_MAX + 1, False),
+    ("hidden_dims", [config.SIZE_MAX], True), ("hidden_dims", [config.SIZE_MAX + 1], False),
+    ("filters_per_layer", [8, config.SIZE_MAX + 1], False),
+])
+def test_seeds_and_sizes_are_range_checked(field, value, ok):
+    if ok:
+        assert config.ExperimentConfig(run_name="r", **{field: value})
+    else:
+        with pytest.raises(ExperimentConfigError, match=r"<= (9223372036854775807|1048576)"):
+            config.ExperimentConfig(run_name="r", **{field: value})
+
+
+def test_the_longest_run_name_leaves_room_for_the_temporary_name():
+    longest = config.NAME_MAX - len(".x.12345678.tmp") + 1 - len("_L2_K64.json")
+    cfg = config.ExperimentConfig(run_name="r" * longest)
+    assert len(cfg.filename) + 14 == config.NAME_MAX
+    with pytest.raises(ExperimentConfigError, match="run_name is too long"):
+        config.ExperimentConfig(run_name="r" * (longest + 1))

@@ -1,6 +1,8 @@
 """Tests for hw2.grids: the five grids as data, running, submitting and summarising them."""
+import json
 import math
 import os
+import re
 
 import matplotlib
 
@@ -297,3 +299,35 @@ def test_plot_experiments_overlays_matching_runs(tmp_path, capsys):
     plt.close(fig)
     assert grids.plot_experiments("exp9_*.json", tmp_path) == (None, None)
     assert "No results found" in capsys.readouterr().out
+
+
+def test_summarize_sorts_a_numeric_run_name_with_the_others_and_names_a_non_utf8_file(
+        tmp_path, capsys):
+    _write(tmp_path, "exp1_1", [32], 2, [25.0])
+    (tmp_path / "odd.json").write_text(json.dumps(
+        {"config": {"run_name": 7, "filters_per_layer": [4], "layers_per_block": 1},
+         "results": dict(num_epochs=1, train_loss=[2.0], train_acc=[10.0], test_loss=[None],
+                         test_acc=[12.5])}))
+    (tmp_path / "latin1.json").write_bytes('{"config": "é"}'.encode("latin-1"))
+    rows = grids.summarize(tmp_path, plots_dir=tmp_path / "plots")
+    assert [r.run for r in rows] == ["odd", "exp1_1_L2_K32"]  # "7" sorts before "exp1_1"
+    assert math.isnan(load_experiment(tmp_path / "odd.json")[1].test_loss[0])
+    err = capsys.readouterr().err
+    assert re.search(r"skipped: .*latin1\.json is not a valid experiment result file: it is not "
+                     r"UTF-8 text", err), err
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["7.png", "exp1_1.png"]
+
+
+def test_a_nan_loss_is_saved_as_null_and_the_run_marked_diverged(tmp_path):
+    fit = FitResult(2, [2.0, 1.5], [10.0, 20.0], [2.1, float("nan")], [11.0, 12.0])
+    path = save_experiment("nanrun", tmp_path, dict(filters_per_layer=[4], layers_per_block=1,
+                                                    lr=float("inf")), fit)
+    text = open(path).read()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text)  # strict JSON
+    assert data["results"]["test_loss"] == [2.1, None] and data["config"]["lr"] is None
+    assert data["config"]["diverged"]["epoch"] == 2 and data["config"]["diverged"]["loss"] == "nan"
+    assert data["config"]["diverged"]["batch"] == 1  # one test batch per epoch here
+    cfg, loaded = load_experiment(path)
+    assert loaded.test_loss[0] == 2.1 and math.isnan(loaded.test_loss[1])
+    assert grids.summarize(tmp_path, file=open(os.devnull, "w"))[0].diverged_epoch == 2
