@@ -1,0 +1,139 @@
+"""Exact resume, proven with real processes: a run SIGKILLed six times at different points and
+resumed after each kill ends with the FitResult of an uninterrupted run, bit for bit.
+
+The run (``python -m hw2.experiments run-exp --checkpoints ...`` on digits, one thread) uses
+every source of randomness the trainer has: a shuffling TensorLoader with augmentation (its own
+generator), dropout (the global torch generator) and BatchNorm (running statistics in the
+model's buffers), with Adam. The kills land
+
+1. in epoch 1, before any checkpoint exists (the next process starts afresh);
+2. as soon as the "last" checkpoint of epoch 1 is on disk;
+3. as soon as the best-accuracy file is rewritten (before or while the "last" file follows);
+4. in the middle of an epoch, some time after a checkpoint;
+5. right after an epoch header is printed;
+6. in the middle of the final epoch.
+
+After each kill the same command runs again; the final process runs to the end. The result
+file's FitResult must equal the one of the same command run once without interruption (and
+without ``--checkpoints``), every loss and accuracy exactly.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import assert_fit_equal, child_env
+from hw2.results import load_experiment
+
+EPOCHS = 8
+RUN = ["-m", "hw2.experiments", "run-exp", "-n", "resumed", "-s", "3", "--dataset", "digits",
+       "-M", "resnet", "-K", "8", "-L", "1", "-P", "1", "-H", "16", "--model-kw", "dropout=0.2",
+       "--model-kw", "batchnorm=true", "--augment", "--epochs", str(EPOCHS), "--batches", "all",
+       "--bs-train", "8", "--bs-test", "128", "--lr", "0.01", "--early-stopping", "0"]
+RESULT = "resumed_L1_K8.json"
+TIMEOUT_S = 240
+
+
+def _env():
+    return child_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def _epochs_done(path: Path):
+    """The ``epochs_done`` of a checkpoint file (None while there is none)."""
+    try:
+        return torch.load(path, weights_only=True)["fit_state"]["epochs_done"]
+    except FileNotFoundError:
+        return None
+
+
+def _mtime(path: Path):
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _headers(log: Path):
+    return [int(m) for m in re.findall(r"--- EPOCH (\d+)/", log.read_text())]
+
+
+class _Run:
+    """One process of the run, with a log to watch."""
+
+    def __init__(self, tmp_path: Path, out: Path, n: int, checkpoint: Path):
+        self.log = tmp_path / f"process{n}.log"
+        self.handle = open(self.log, "w")
+        self.proc = subprocess.Popen([sys.executable, *RUN, "-o", str(out), "--checkpoints",
+                                      str(checkpoint)], stdout=self.handle,
+                                     stderr=subprocess.STDOUT, env=_env(), cwd=tmp_path)
+        self.deadline = time.monotonic() + TIMEOUT_S
+
+    def wait_for(self, condition, what: str) -> None:
+        while not condition():
+            assert self.proc.poll() is None, f"the run ended before {what}:\n" + \
+                self.log.read_text()[-2000:]
+            assert time.monotonic() < self.deadline, f"no {what} within {TIMEOUT_S} s"
+            time.sleep(0.005)
+
+    def kill(self) -> int:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=60)
+        self.handle.close()
+        return self.proc.returncode
+
+
+@pytest.mark.slow
+def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
+    reference = subprocess.Popen([sys.executable, *RUN, "-q", "-o", str(tmp_path / "reference")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=_env(), cwd=tmp_path)
+    out, checkpoint = tmp_path / "out", tmp_path / "ck" / "run"
+    best, last = Path(f"{checkpoint}.pt"), Path(f"{checkpoint}.last.pt")
+
+    def kill_points():
+        # Each yields (what to wait for, a condition, seconds to wait after it).
+        yield "epoch 1 started", lambda run: 1 in _headers(run.log), 0.3
+        yield "the last checkpoint of epoch 1", lambda run: (_epochs_done(last) or 0) >= 1, 0.0
+        best_before = _mtime(best)
+        yield "a rewrite of the best file", lambda run: _mtime(best) != best_before, 0.0
+        yield "the last checkpoint of epoch 4", lambda run: (_epochs_done(last) or 0) >= 4, 0.4
+        yield "the header of epoch 6", lambda run: 6 in _headers(run.log), 0.0
+        yield "the last checkpoint of epoch 7", lambda run: (_epochs_done(last) or 0) >= 7, 0.5
+
+    kills = []
+    for n, (what, condition, delay) in enumerate(kill_points(), 1):
+        run = _Run(tmp_path, out, n, checkpoint)
+        run.wait_for(lambda: condition(run), what)
+        time.sleep(delay)
+        status = run.kill()
+        done, headers = _epochs_done(last), _headers(run.log)
+        kills.append((n, what, delay, done, headers[-1] if headers else None))
+        print(f"kill {n}: after {what} (+{delay} s): exit {status}, epochs done on disk: "
+              f"{done}, last epoch started: {kills[-1][4]}")
+        assert status == -signal.SIGKILL, run.log.read_text()[-2000:]
+        assert not (out / RESULT).exists()  # killed before the end
+
+    final = subprocess.run([sys.executable, *RUN, "-q", "-o", str(out), "--checkpoints",
+                            str(checkpoint)], capture_output=True, text=True, env=_env(),
+                           cwd=tmp_path, timeout=TIMEOUT_S)
+    assert final.returncode == 0, final.stderr
+    ref_out, _ = reference.communicate(timeout=TIMEOUT_S)
+    assert reference.returncode == 0, ref_out
+
+    cfg, fit = load_experiment(out / RESULT)
+    _, expected = load_experiment(tmp_path / "reference" / RESULT)
+    print(f"resumed_from_epoch of the final process: {cfg['resumed_from_epoch']}; "
+          f"test_acc {[round(a, 2) for a in fit.test_acc]}")
+    # The kills landed at different points, the last one in the final epoch.
+    assert len({(k[3], k[4]) for k in kills}) >= 5
+    assert kills[0][3] is None and kills[-1][4] == EPOCHS
+    assert cfg["resumed_from_epoch"] == kills[-1][3] == EPOCHS - 1
+    assert fit.num_epochs == EPOCHS and len(fit.train_loss) == len(expected.train_loss)
+    assert_fit_equal(fit, expected)
+    assert not last.exists() and best.exists()  # the completed fit removed its last file
