@@ -288,8 +288,8 @@ def check_identity(saved: Optional[dict], own: Optional[dict], path: Path) -> No
         raise ValueError(f"checkpoint {path} records no run configuration, so it cannot be "
                          f"told apart from another run's; delete it or choose another "
                          f"checkpoints name")
-    differ: List[str] = [f"{key}={saved.get(key, '<absent>')!r} in the checkpoint but "
-                         f"{own.get(key, '<absent>')!r} now"
+    saved, own = _plain(saved, "identity"), _plain(own, "identity")
+    differ: List[str] = [f"{key}={_shown(saved, key)} in the checkpoint but {_shown(own, key)} now"
                          for key in sorted(set(saved) | set(own))
                          if saved.get(key, _ABSENT) != own.get(key, _ABSENT)]
     if differ:
@@ -298,4 +298,8 @@ def check_identity(saved: Optional[dict], own: Optional[dict], path: Path) -> No
 
 
 _ABSENT = object()
+
+
+def _shown(identity: dict, key: str) -> str:
+    return repr(identity[key]) if key in identity else "<absent>"
 

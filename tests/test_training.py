@@ -368,6 +368,149 @@ def test_bar_text_is_not_relabelled_on_every_batch(monkeypatch):
     assert labels[-1].startswith("train_batch (Avg. Loss 1.000")
 
 
+class RandomTrainer(Trainer):
+    """Batch losses drawn from every random source a fit has: the batch (a shuffling loader
+    with its own generator), dropout and torch.rand (the global torch generator), numpy and
+    Python's random. A resumed fit repeats them only if every state was restored."""
+
+    def __init__(self, die_in_epoch=None, **kw):
+        super().__init__(nn.Dropout(0.5), **kw)
+        self.die_in_epoch, self.epochs_started = die_in_epoch, 0
+
+    def train_epoch(self, dl, **kw):
+        self.epochs_started += 1
+        if self.epochs_started == self.die_in_epoch:
+            raise KeyboardInterrupt  # stands for a kill in the middle of the run
+        return super().train_epoch(dl, **kw)
+
+    def train_batch(self, batch):
+        import random
+        np = pytest.importorskip("numpy")
+        x = self.model(batch[0])
+        return BatchResult(float(x.sum() + torch.rand(()) + np.random.rand() + random.random()),
+                           int(batch[1].sum()))
+
+    def test_batch(self, batch):
+        return BatchResult(float(torch.rand(())), 1)
+
+
+def shuffled(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(12, 4, generator=gen), torch.randint(0, 2, (12,), generator=gen)
+    return DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def _reseed(seed):
+    import random
+    np = pytest.importorskip("numpy")
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def test_a_fit_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path):
+    _reseed(0)
+    expected = RandomTrainer().fit(shuffled(), shuffled(1), num_epochs=4, print_every=0)
+    ckpt = str(tmp_path / "r")
+    _reseed(0)
+    with pytest.raises(KeyboardInterrupt):
+        RandomTrainer(die_in_epoch=3).fit(shuffled(), shuffled(1), num_epochs=4,
+                                          checkpoints=ckpt, print_every=0)
+    last = Trainer.last_checkpoint_file(ckpt)
+    assert torch.load(last, weights_only=True)["fit_state"]["epochs_done"] == 2
+    _reseed(123)  # another process: other global states, fresh loaders
+    resumed = RandomTrainer().fit(shuffled(), shuffled(1), num_epochs=4, checkpoints=ckpt,
+                                  print_every=0)
+    assert resumed == expected  # every loss and accuracy exactly
+    assert not last.exists() and Trainer.checkpoint_file(ckpt).exists()
+
+
+def test_the_last_checkpoint_follows_every_epoch_and_the_best_file_only_improvements(tmp_path):
+    ckpt = str(tmp_path / "run")
+    seen = []
+    trainer = ScriptedTrainer(test_correct=[2, 1, 1, 3])
+    real_save = trainer.save_checkpoint
+
+    def spy(name, **kw):
+        seen.append((training.Path(name).name, kw["fit_state"].epochs_done))
+        return real_save(name, **kw)
+
+    trainer.save_checkpoint = spy
+    trainer.fit(loader(n=3), loader(n=3), num_epochs=4, checkpoints=ckpt, print_every=0)
+    assert seen == [("run.pt", 1), ("run.last.pt", 1), ("run.last.pt", 2), ("run.last.pt", 3),
+                    ("run.pt", 4), ("run.last.pt", 4)]
+    assert Trainer.last_checkpoint_file("a/run") == training.Path("a/run.last.pt")
+    assert Trainer.last_checkpoint_file("run.pt") == training.Path("run.last.pt")
+    Trainer.remove_checkpoints(ckpt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_of_another_run_is_refused_naming_the_keys(tmp_path):
+    ckpt = str(tmp_path / "run")
+    ScriptedTrainer(test_correct=[1]).fit(loader(n=3), loader(n=3), num_epochs=1,
+                                          checkpoints=ckpt, print_every=0)
+    saved = torch.load(tmp_path / "run.pt", weights_only=True)
+    saved["identity"] = {"seed": 1, "lr": 0.01, "K": (8, 16)}
+    torch.save(saved, tmp_path / "run.pt")
+    same = ScriptedTrainer()
+    same.identity = {"seed": 1, "lr": 0.01, "K": [8, 16]}  # a tuple saved equals a list
+    assert same.resume_from(ckpt).epochs_done == 1
+    other = ScriptedTrainer()
+    other.identity = {"seed": 2, "lr": 0.01, "K": [8, 16], "extra": True}
+    with pytest.raises(ValueError, match=r"belongs to another run: extra=<absent> in the "
+                                         r"checkpoint but True now; seed=1 in the checkpoint "
+                                         r"but 2 now\. Delete it"):
+        other.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=ckpt, print_every=0)
+    anonymous = ScriptedTrainer()  # a trainer without identity makes no claim
+    assert anonymous.resume_from(ckpt).epochs_done == 1
+    saved["identity"] = None
+    torch.save(saved, tmp_path / "run.pt")
+    with pytest.raises(ValueError, match="records no run configuration"):
+        same.resume_from(ckpt)
+
+
+@pytest.mark.parametrize("bad, exc", [("seed=1", TypeError), ({"f": nn.Linear(1, 1)}, TypeError),
+                                      ({1: 2}, TypeError)])
+def test_identity_must_be_a_dict_of_plain_values(bad, exc):
+    with pytest.raises(exc, match="identity"):
+        ClassifierTrainer(nn.Linear(2, 2), nn.CrossEntropyLoss(), None, identity=bad)
+
+
+def test_a_checkpoint_with_more_epochs_than_requested_is_refused(tmp_path):
+    ckpt = str(tmp_path / "run")
+    ScriptedTrainer(test_correct=[1, 2, 3]).fit(loader(n=3), loader(n=3), num_epochs=3,
+                                                checkpoints=ckpt, print_every=0)
+    trainer = ScriptedTrainer()
+    with pytest.raises(ValueError, match=r"holds 3 epochs, more than the num_epochs=2 "
+                                         r"requested"):
+        trainer.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=ckpt, print_every=0)
+    assert trainer.train_calls == 0
+
+
+def test_a_failed_write_mid_run_names_the_file_and_keeps_the_last_good_checkpoint(
+        tmp_path, monkeypatch):
+    ckpt = str(tmp_path / "run")
+    real_save, calls = torch.save, []
+
+    def full_disk(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # epoch 2's last file (epoch 1 wrote best and last, 2 best)
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    trainer = ScriptedTrainer(test_correct=[1, 2, 3])
+    with pytest.raises(training.CheckpointWriteError) as info:
+        trainer.fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0)
+    message = str(info.value)
+    assert isinstance(info.value, OSError)
+    assert message == (f"cannot write checkpoint {tmp_path / 'run.last.pt'}: No space left on "
+                       f"device; the last good checkpoint (if any) is kept")
+    assert torch.load(tmp_path / "run.last.pt", weights_only=True)["fit_state"]["epochs_done"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.last.pt", "run.pt"]
+
+
 def test_non_checkpoint_file_is_refused(tmp_path):
     torch.save({"hello": 1}, tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="not a checkpoint"):
