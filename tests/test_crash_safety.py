@@ -236,6 +236,99 @@ def test_a_truncated_checkpoint_is_reported_as_unreadable(tmp_path):
                     print_every=0)
 
 
+def _saved_checkpoint(tmp_path: Path) -> dict:
+    """A real checkpoint of a one-epoch fit, loaded (to be altered by a test)."""
+    _tiny_trainer().fit(_batches(), _batches(), num_epochs=1, checkpoints=str(tmp_path / "ok"),
+                        print_every=0)
+    return torch.load(tmp_path / "ok.pt", weights_only=True)
+
+
+def _fit_state(**changes):
+    state = dict(epochs_done=1, train_loss=[1.0, 0.9], train_acc=[50.0], test_loss=[1.0, 1.0],
+                 test_acc=[40.0], best_acc=40.0, best_test_loss=1.0,
+                 epochs_without_improvement=0)
+    state.update(changes)
+    return {k: v for k, v in state.items() if v != "drop"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(fit_state=_fit_state(extra=1)),
+     r"malformed: fit_state fields differ: missing \[\], unexpected \['extra'\]"),
+    (dict(fit_state=_fit_state(best_acc="drop")),
+     r"malformed: fit_state fields differ: missing \['best_acc'\], unexpected \[\]"),
+    (dict(fit_state=_fit_state(epochs_done="1")),
+     r"malformed: fit_state.epochs_done must be an integer >= 0, got '1'"),
+    (dict(fit_state=_fit_state(train_loss=[1.0, None])),
+     r"malformed: fit_state.train_loss must be a list of numbers"),
+    (dict(fit_state=_fit_state(epochs_done=2)),
+     r"malformed: fit_state.train_acc has 1 entries for epochs_done=2"),
+    (dict(fit_state=_fit_state(train_loss=[])),
+     r"malformed: fit_state.train_loss has 0 entries, fewer than one per epoch"),
+    (dict(fit_state=[1, 2]), r"malformed: fit_state must be a dict, got list"),
+    (dict(model_state=[torch.zeros(3, 4)]),
+     r"malformed: model_state must be a dict of tensors, got list"),
+    (dict(model_state={"weight": 1.0}), r"malformed: model_state entries \['weight'\] are not"),
+    (dict(trainer_kind="layers"), r"malformed: it was written by a LayerTrainer \(hw2.layers "
+                                  r"model.*cannot be read by a ClassifierTrainer"),
+    (dict(rng=None), r"malformed: rng must be a dict of the torch, cuda, numpy, python"),
+    (dict(identity=[1]), r"malformed: identity must be a dict or None, got list"),
+    (dict(surprise=1), r"malformed: expected the keys \['format', "),
+    (dict(format="hw2.training.checkpoint/1"), r"has the older layout "
+                                               r"hw2.training.checkpoint/1 \(no random-number"),
+])
+def test_a_malformed_checkpoint_is_refused_naming_the_field(tmp_path, change, message):
+    payload = dict(_saved_checkpoint(tmp_path), **change)
+    torch.save(payload, tmp_path / "bad.pt")
+    trainer = _tiny_trainer()
+    with pytest.raises(ValueError, match=r"checkpoint .*bad\.pt (is malformed|has the older)"):
+        trainer.fit(_batches(), _batches(), num_epochs=2, checkpoints=str(tmp_path / "bad"),
+                    print_every=0)
+    with pytest.raises(ValueError, match=message):
+        trainer.resume_from(tmp_path / "bad")
+
+
+def test_a_layer_trainer_checkpoint_is_refused_by_a_classifier_trainer(tmp_path):
+    from hw2 import layers, optimizers
+    from hw2.training import LayerTrainer
+
+    model = layers.MLP(4, 3, [5])
+    LayerTrainer(model, layers.CrossEntropyLoss(), optimizers.VanillaSGD(model.params())).fit(
+        _batches(), _batches(), num_epochs=1, checkpoints=str(tmp_path / "layers"),
+        print_every=0)
+    with pytest.raises(ValueError, match=r"layers\.pt is malformed: it was written by a "
+                                         r"LayerTrainer \(hw2.layers model: a list of parameter "
+                                         r"tensors\) and cannot be read by a ClassifierTrainer"):
+        _tiny_trainer().resume_from(tmp_path / "layers")
+
+
+@pytest.mark.parametrize("content, what", [(b"hello, not a checkpoint\n", r"it starts with "
+                                            r"b'hell', not a zip archive"),
+                                           (b"", "it is empty")])
+def test_a_text_file_is_reported_as_not_a_pytorch_checkpoint(tmp_path, content, what):
+    (tmp_path / "notes.pt").write_bytes(content)
+    with pytest.raises(ValueError, match=rf"checkpoint .*notes\.pt is not a PyTorch checkpoint "
+                                         rf"\({what}"):
+        _tiny_trainer().fit(_batches(), _batches(), num_epochs=1,
+                            checkpoints=str(tmp_path / "notes"), print_every=0)
+
+
+def test_an_unreadable_checkpoint_is_an_os_error_naming_the_file(tmp_path, monkeypatch):
+    import hw2.checkpoints as checkpoints
+
+    _saved_checkpoint(tmp_path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(checkpoints, "open", denied, raising=False)
+    with pytest.raises(PermissionError, match=r"cannot read checkpoint .*ok\.pt: Permission "
+                                              r"denied"):
+        _tiny_trainer().resume_from(tmp_path / "ok")
+    (tmp_path / "dir.pt").mkdir()
+    with pytest.raises(ValueError, match=r"checkpoint .*dir\.pt is not a file"):
+        _tiny_trainer().resume_from(tmp_path / "dir")
+
+
 RUN_EXP_TINY = ["-L", "1", "-P", "1", "-H", "8", "-s", "0", "--dataset", "digits",
                 "--epochs", "1", "--batches", "2", "--bs-train", "16", "--bs-test", "32", "-q"]
 

@@ -228,6 +228,25 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
     assert not Path(checkpoint + ".last.pt").exists()  # removed once the fit completed
 
 
+def test_checkpoint_of_another_run_is_refused_naming_the_settings(tmp_path):
+    checkpoint = str(tmp_path / "ck")
+    settings = dict(TINY, seed=0, lr=1e-3)
+    first = cnn_experiment("a", out_dir=tmp_path / "a", checkpoints=checkpoint, **settings)
+    with pytest.raises(ExperimentConfigError, match=r"belongs to another run: lr=0\.001 in the "
+                                                    r"checkpoint but 0\.01 now; seed=0 in the "
+                                                    r"checkpoint but 1 now"):
+        cnn_experiment("b", out_dir=tmp_path / "b", checkpoints=checkpoint,
+                       **dict(settings, seed=1, lr=1e-2))
+    with pytest.raises(ExperimentConfigError, match=r"epochs=2 in the checkpoint but 1 now"):
+        cnn_experiment("c", out_dir=tmp_path / "c", checkpoints=checkpoint,
+                       **dict(settings, epochs=1))
+    assert _leftovers(tmp_path / "b") == [] and _leftovers(tmp_path / "c") == []
+    # Another run name, folder or device is the same run: it resumes (nothing left to train).
+    again = cnn_experiment("d", out_dir=tmp_path / "d", checkpoints=checkpoint, **settings)
+    assert again.config["resumed_from_epoch"] >= 1
+    _fit_equal(again.result, first.result)  # epochs after the best one replayed exactly
+
+
 def test_checkpoint_of_another_architecture_fails_before_training(tmp_path):
     checkpoint = str(tmp_path / "ck")
     cnn_experiment("a", out_dir=tmp_path / "a", checkpoints=checkpoint, seed=0, **TINY)
