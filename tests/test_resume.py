@@ -137,3 +137,27 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
     assert fit.num_epochs == EPOCHS and len(fit.train_loss) == len(expected.train_loss)
     assert_fit_equal(fit, expected)
     assert not last.exists() and best.exists()  # the completed fit removed its last file
+
+
+# -- grid jobs that submitit requeues ----------------------------------------------------------
+
+def _job(spec: dict) -> str:
+    return f"ran {spec['n']}"
+
+
+def test_checkpointable_job_requeues_itself_with_the_same_arguments():
+    import pickle
+
+    submitit_helpers = pytest.importorskip("submitit.helpers")
+    from hw2.jobs import CheckpointableJob
+
+    job = CheckpointableJob(_job)
+    assert job({"n": 3}) == "ran 3"
+    again = job.checkpoint({"n": 3})
+    assert isinstance(again, submitit_helpers.DelayedSubmission)
+    assert again.function is job and again.args == ({"n": 3},) and again.kwargs == {}
+    restored = pickle.loads(pickle.dumps(again))  # what submitit writes for the requeued job
+    assert restored.function({"n": 4}) == "ran 4"
+    assert repr(job) == "CheckpointableJob(test_resume._job)"
+    with pytest.raises(TypeError, match="fn must be a callable job function, got str"):
+        CheckpointableJob("hw2.grids.run_grid_job")
