@@ -318,8 +318,6 @@ REQUEUE_RUN = ["-m", "hw2.experiments", "run-exp", "-n", "requeued", "-K", "32",
                "--bs-test", "128", "--seed", "11", "--early-stopping", "0", "-q"]
 
 
-@pytest.mark.xfail(raises=MissingFeature, strict=True,
-                   reason="needs exact resume, issue 13 item 4")
 def test_requeue_mid_training_resumes_and_equals_an_uninterrupted_run(tmp_path, cancel_leftovers):
     start = time.monotonic()
     checkpoint = tmp_path / "checkpoints" / "requeued"
