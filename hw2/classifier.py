@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from hw2.validation import check_real
+from hw2.validation import check_bool, check_real
 
 # matplotlib and scikit-learn are imported where they are used: they take about a second to
 # import, which every user of the classifiers (and the experiments' command line) would pay.
@@ -154,7 +154,8 @@ class BinaryClassifier(Classifier):
         :param model: Maps ``x: (N, ...)`` to raw scores ``(N, 2)``.
         :param positive_class: Which class (0 or 1) is the positive one.
         :param threshold: Minimal probability of the positive class for predicting it.
-        :raises ValueError: If ``positive_class`` is not 0 or 1 or ``threshold`` is NaN.
+        :raises ValueError: If ``positive_class`` is not 0 or 1 or ``threshold`` is not in
+            [0, 1] (NaN and infinities included).
         :raises TypeError: If ``threshold`` is not a real number.
         """
         super().__init__(model)
@@ -172,7 +173,11 @@ class BinaryClassifier(Classifier):
     def threshold(self, value: float) -> None:
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
-        self._threshold = check_real("threshold", value, finite=False, expected="a real number")
+        number = check_real("threshold", value, finite=False, expected="a real number")
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1] (the positive class "
+                             f"wins when its probability reaches it), got {value!r}")
+        self._threshold = number
 
     def _classify(self, y_proba: Tensor) -> Tensor:
         # ====== YOUR CODE: ======
@@ -342,6 +347,7 @@ def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax
     """
     func = "select_roc_thresh"
     _check_classifier(classifier, func)
+    plot = check_bool(f"{func}: plot", plot)
     x = _as_model_input(classifier, x, func)
     y = _as_labels(y, x.shape[0], func)
     if not set(np.unique(y).tolist()) == {0, 1}:

@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from hw2.mlp import MLP
-from hw2.validation import check_int, check_real
+from hw2.validation import check_bool, check_int, check_real
 
 __all__ = [
     "ACTIVATIONS",
@@ -273,6 +273,7 @@ class ResidualBlock(nn.Module):
         channels = _check_int_list("channels", channels, allow_empty=False)
         kernel_sizes = _check_kernel_sizes(kernel_sizes, len(channels))
         _check_dropout(dropout)
+        batchnorm = check_bool("batchnorm", batchnorm)
         conv_kwargs = _check_residual_conv_kwargs(type(self).__name__, kwargs)
         make_activation(activation_type, activation_params)
         self.in_channels, self.out_channels = int(in_channels), channels[-1]
@@ -381,9 +382,9 @@ class ResNet(CNN):
         See :class:`CNN` for the other parameters.
         """
         _check_dropout(dropout)
-        self.batchnorm = bool(batchnorm)
+        self.batchnorm = check_bool("batchnorm", batchnorm)
         self.dropout = float(dropout)
-        self.bottleneck = bool(bottleneck)
+        self.bottleneck = check_bool("bottleneck", bottleneck)
         super().__init__(in_size, out_classes, channels, pool_every, hidden_dims, **kwargs)
 
     def _groups(self) -> List[Tuple[int, List[int]]]:
@@ -660,6 +661,8 @@ def _check_residual_conv_kwargs(owner: str, kwargs: dict) -> dict:
     if unknown:
         raise TypeError(f"{owner} got unexpected keyword arguments {unknown}; only the "
                         f"convolution options {list(_RESIDUAL_CONV_OPTIONS)} are accepted")
+    if "bias" in kwargs:
+        check_bool(f"{owner}: bias", kwargs["bias"])
     return dict(kwargs)
 
 
@@ -670,10 +673,16 @@ def _lookup(arg: str, name, table: Dict[str, Type[nn.Module]]) -> Type[nn.Module
     return table[name]
 
 
+#: Boolean options of the torch layers built from user dicts (``conv_params``, ...).
+_BOOLEAN_OPTIONS = {"bias", "inplace", "ceil_mode", "count_include_pad", "return_indices"}
+
+
 def _construct(cls: Type[nn.Module], arg: str, params: dict, **fixed) -> nn.Module:
     """Build ``cls(**fixed, **params)``, turning torch's complaints into a clear error."""
     if not isinstance(params, dict):
         raise TypeError(f"{arg} must be a dict, got {type(params).__name__}: {params!r}")
+    for flag in _BOOLEAN_OPTIONS & set(params):  # torch would take any truthy value
+        check_bool(f"{arg}[{flag!r}]", params[flag])
     try:
         return cls(**fixed, **params)
     except (TypeError, ValueError, RuntimeError) as err:

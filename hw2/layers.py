@@ -16,7 +16,7 @@ from typing import Iterator, List, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from hw2.validation import check_int, check_real
+from hw2.validation import check_bool, check_int, check_real
 
 ParamList = List[Tuple[Tensor, Tensor]]
 
@@ -94,7 +94,7 @@ class Layer(abc.ABC):
         :param training_mode: True for training behaviour, False for evaluation behaviour.
         :return: The layer itself.
         """
-        self.training_mode = bool(training_mode)
+        self.training_mode = check_bool("training_mode", training_mode)
         return self
 
     def _cached(self, key: str):

@@ -121,8 +121,15 @@ def test_extreme_thresholds(positive_class):
     clf = BinaryClassifier(mlp64(), positive_class=positive_class, threshold=0.0)
     x = torch.randn(40, 2, dtype=torch.float64) * 5
     assert (clf.classify(x) == positive_class).all()
-    clf.threshold = 1.0 + 1e-9
-    assert (clf.classify(x) == 1 - positive_class).all()
+    # Threshold 1: positive only where the positive probability is exactly 1 (a probability
+    # above 1, which would predict nothing positive, is refused since thresholds are in [0, 1]).
+    clf.threshold = 1.0
+    p_pos = torch.softmax(clf.model(x), dim=1)[:, positive_class]
+    expected = torch.where(p_pos >= 1.0, positive_class, 1 - positive_class)
+    assert torch.equal(clf.classify(x).long(), expected.long())
+    assert (p_pos < 1.0).any()  # some samples really are assigned the other class
+    with pytest.raises(ValueError, match=r"threshold must be a probability in \[0, 1\]"):
+        clf.threshold = 1.0 + 1e-9
 
 
 def test_positive_class_zero_flips_the_rule():
