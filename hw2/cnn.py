@@ -686,6 +686,8 @@ def _construct(cls: Type[nn.Module], arg: str, params: dict, **fixed) -> nn.Modu
     try:
         return cls(**fixed, **params)
     except (TypeError, ValueError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "allocat" in str(err):
+            raise  # out of memory: the sizes are too large, the parameters may be fine
         raise ValueError(f"invalid {arg} {params} for {cls.__name__}: {err}") from None
 
 

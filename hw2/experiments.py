@@ -369,7 +369,8 @@ def build_model(config: ExperimentConfig, info) -> nn.Module:
 def _is_allocation_failure(err: BaseException) -> bool:
     text = str(err)
     return isinstance(err, MemoryError) or any(
-        mark in text for mark in ("not enough memory", "DefaultCPUAllocator", "out of memory"))
+        mark in text for mark in ("not enough memory", "DefaultCPUAllocator", "out of memory",
+                                  "can't allocate memory"))
 
 
 def _first_line(err: BaseException) -> str:
