@@ -16,11 +16,13 @@ import sys
 from typing import List, Optional, Sequence
 
 from hw2 import grids
-from hw2.cluster import CLUSTERS, ClusterSettings
+from hw2.cluster import CLUSTERS, ClusterSettings, wait_for_jobs
 from hw2.config import GRID_OVERRIDES, ExperimentConfig, add_arguments
 from hw2.datasets import DatasetUnavailableError
 from hw2.experiments import add_run_exp_arguments, run_experiment
-from hw2.results import is_complete
+from cs236781.atomic import remove_stale_temps
+from hw2.results import RunLock, is_complete, prepare_outputs, remove_empty_folders
+from hw2.training import Trainer
 from hw2.summaries import summarize
 from hw2.validation import ExperimentConfigError, UsageError
 
@@ -113,7 +115,22 @@ def _silence_stdout() -> None:
 
 
 def _cmd_run_exp(args) -> int:
-    run = run_experiment(ExperimentConfig.from_args(args), verbose=not args.quiet)
+    config = ExperimentConfig.from_args(args)
+    checkpoint = None if config.checkpoints is None else Trainer.checkpoint_file(config.checkpoints)
+    created = prepare_outputs(config.result_path, checkpoint)
+    lock = RunLock(config.result_path)
+    if not lock.acquire():
+        remove_empty_folders(created)
+        raise UsageError(f"another process ({lock.holder()}) is running this run right now "
+                         f"(lock {lock.path}); wait for it or choose another --run-name/--out-dir")
+    try:
+        run = run_experiment(config, verbose=not args.quiet)
+    except (ExperimentConfigError, DatasetUnavailableError, UsageError):
+        lock.release()
+        remove_empty_folders(created)  # refused before training: leave no folder behind
+        raise
+    finally:
+        lock.release()
     diverged = run.config.get("diverged")
     if diverged:
         where = "" if diverged.get("batch") is None else f" at batch {diverged['batch']}"
@@ -187,10 +204,20 @@ def _settings_from(args) -> dict:
 def _cmd_grid_run(args) -> int:
     chosen = grids.get_grids(args.names)
     settings = _settings_from(args)
+    for grid in chosen:  # every run of every grid checked before the first one trains
+        for run in grid.runs:
+            run.config(settings, args.out_dir)
+    for folder in (args.out_dir, os.path.join(args.out_dir, "checkpoints")):
+        remove_stale_temps(folder)
+    locked = []
     for grid in chosen:
-        print(f"=== {grid.name}: {grid.title} ({len(grid)} runs) ===")
-        grids.run_grid(grid, args.out_dir, settings)
+        print(f"=== {grid.name}: {grid.title} ({len(grid)} runs) ===", flush=True)
+        outcomes = grids.run_grid(grid, args.out_dir, settings)
+        locked += [o.run.stem for o in outcomes if o.status == grids.LOCKED]
     summarize(args.out_dir, pattern=_names_pattern(chosen))
+    if locked:
+        print(f"{len(locked)} run(s) were being computed by another process and skipped here: "
+              f"{', '.join(locked)}; their results appear when it finishes")
     return 0
 
 
@@ -200,7 +227,7 @@ def _names_pattern(chosen: List[grids.Grid]) -> str:
 
 def _cmd_grid_submit(args) -> int:
     chosen = grids.get_grids(args.names)
-    cluster, submitted = grids.submit_grid(
+    cluster_name, submitted = grids.submit_grid(
         [g.name for g in chosen], args.out_dir, _settings_from(args), cluster=args.cluster,
         log_dir=args.log_dir, partition=args.partition, timeout_min=args.timeout_min,
         gpus=args.gpus, cpus=args.cpus, array_parallelism=args.array_parallelism,
@@ -211,15 +238,16 @@ def _cmd_grid_submit(args) -> int:
         print(f"Follow the jobs with squeue (Slurm) and the logs in {args.log_dir}; then run: "
               f"python -m hw2.experiments summarize {args.out_dir}")
         return 0
-    failed = 0
-    for item in submitted:
-        try:
-            item.job.result()
-        except Exception as err:  # a job's failure is reported, the others still count
-            failed += 1
-            print(f"{item.run.stem}: job {item.job.job_id} failed: {err}", file=sys.stderr)
-    summarize(args.out_dir, pattern=_names_pattern(chosen))
-    return 1 if failed else 0
+    print(f"Waiting for {len(submitted)} job(s) ...", flush=True)
+    failures = wait_for_jobs([item.job for item in submitted], cluster_name)
+    for item, failure in zip(submitted, failures):
+        if failure:  # one line per failed job; the others still count
+            print(f"{item.run.stem}: {failure}", file=sys.stderr)
+    if os.path.isdir(args.out_dir):
+        summarize(args.out_dir, pattern=_names_pattern(chosen))
+    else:
+        print(f"No job wrote a result into {args.out_dir}.", file=sys.stderr)
+    return 1 if any(failures) else 0
 
 
 def _cmd_grid_show(args) -> int:

@@ -11,7 +11,11 @@ PATH, the local executor's default time limit is 2 minutes, and it sets
 """
 import dataclasses
 import shlex
-from typing import Optional
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
@@ -19,7 +23,12 @@ from hw2.validation import (
     UsageError, check_choice, check_int, check_optional, config_error,
 )
 
-__all__ = ["CLUSTERS", "ClusterSettings", "make_executor"]
+__all__ = ["CLUSTERS", "ClusterSettings", "make_executor", "submit_array", "wait_for_jobs",
+           "failure_line"]
+
+#: Slurm job states after which a job does nothing more (REQUEUED/PENDING/RUNNING go on).
+SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+               "BOOT_FAIL", "DEADLINE", "PREEMPTED", "SPECIAL_EXIT")
 
 #: Executors submitit offers (None: Slurm when ``srun`` is on the PATH, else local).
 CLUSTERS = ("slurm", "local", "debug")
@@ -102,3 +111,123 @@ def make_executor(settings: ClusterSettings, n_jobs: int, name: str = "hw2-grid"
         params["gpus_per_node"] = min(settings.gpus, torch.cuda.device_count())
     executor.update_parameters(**params)
     return executor
+
+
+def submit_array(executor, fn: Callable, specs: Sequence[dict], settings: ClusterSettings):
+    """``executor.map_array(fn, specs)``, with the scheduler's refusal as a :class:`UsageError`.
+
+    sbatch refuses e.g. an unknown partition or more GPUs than a node has; its error lines
+    become one line naming the settings, and what submitit wrote into the log folder for the
+    refused array is removed (the folder itself when it did not exist before).
+
+    :return: The submitit jobs, one per spec.
+    :raises UsageError: When the scheduler (or submitit) refuses the submission.
+    """
+    log_dir = Path(settings.log_dir)
+    existed = log_dir.exists()
+    before = set(log_dir.iterdir()) if existed else set()
+    try:
+        return executor.map_array(fn, list(specs))
+    except (subprocess.SubprocessError, RuntimeError, OSError) as err:
+        _remove_new(log_dir, existed, before)
+        raise UsageError(f"the {executor.cluster} scheduler refused the job array "
+                         f"(partition={settings.partition}, gpus={settings.gpus}, "
+                         f"cpus={settings.cpus}, timeout_min={settings.timeout_min}): "
+                         f"{_error_text(err)}") from None
+
+
+def _error_text(err: BaseException) -> str:
+    """sbatch's (or submitit's) complaint as one line: its ``error:`` lines joined."""
+    text = str(getattr(err, "stderr", None) or err)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln]
+    return "; ".join(errors or lines[-1:]) or type(err).__name__
+
+
+def _remove_new(log_dir: Path, existed: bool, before: set) -> None:
+    if not existed:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        return
+    for path in set(log_dir.iterdir()) - before:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def failure_line(job, err: BaseException) -> str:
+    """A failed job in one line: its id, the last line of its error, and its log file."""
+    lines = [ln.strip() for ln in str(err).splitlines()
+             if ln.strip() and not set(ln.strip()) <= set("-")]
+    # submitit's message ends with where the logs are; the job's own error is the last line
+    # of the traceback it quotes.
+    own = [ln for ln in lines if not ln.startswith(("You can check", "or at paths", "- /"))
+           and not ln.startswith("Job (task")]
+    reason = own[-1] if own else type(err).__name__
+    return f"job {job.job_id} failed: {reason[:300]} (log: {job.paths.stderr})"
+
+
+def _slurm_state(job_id: str) -> Optional[str]:
+    """The job's state from squeue (scontrol as fallback); None when Slurm no longer knows it."""
+    for argv in (["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"],
+                 ["scontrol", "show", "job", "-o", job_id]):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.returncode != 0:
+            continue
+        text = out.stdout.strip()
+        if argv[0] == "squeue":
+            if text:
+                return text.split()[0]
+            continue
+        for field in text.split():
+            if field.startswith("JobState="):
+                return field.split("=", 1)[1]
+    return None
+
+
+def wait_for_jobs(jobs: Sequence, cluster: str, poll_s: float = 2.0, grace_s: float = 15.0,
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> List[Optional[str]]:
+    """Wait until every job ended; one failure line (:func:`failure_line`) or None per job.
+
+    A job is done when its result file exists (submitit's pickle), or, on Slurm, when the
+    queue no longer runs it: ``squeue``/``scontrol`` are polled (no accounting, ``sacct``, is
+    needed), and a job that ended or vanished (e.g. ``scancel``) without a result after
+    ``grace_s`` seconds is a failure instead of being waited for forever.
+    """
+    outcome: List[Optional[str]] = [None] * len(jobs)
+    pending = dict(enumerate(jobs))
+    ended_at = {}
+    while pending:
+        for i, job in list(pending.items()):
+            result_file = job.paths.result_pickle
+            if result_file.exists() or (cluster != "slurm" and job.done()):
+                outcome[i] = _outcome(job)
+                del pending[i]
+                continue
+            if cluster != "slurm":
+                continue
+            state = _slurm_state(str(job.job_id))
+            if state is not None and state.split()[0] not in SLURM_ENDED:
+                ended_at.pop(i, None)
+                continue
+            first = ended_at.setdefault(i, clock())
+            if clock() - first >= grace_s:  # the file system had time to show the result
+                what = "is no longer known to Slurm" if state is None else f"ended {state}"
+                outcome[i] = (f"job {job.job_id} {what} without a result (cancelled or killed?) "
+                              f"(log: {job.paths.stderr})")
+                del pending[i]
+        if pending:
+            sleep(poll_s)
+    return outcome
+
+
+def _outcome(job) -> Optional[str]:
+    try:
+        job.result()
+    except Exception as err:  # the job's own failure, reported in one line
+        return failure_line(job, err)
+    return None

@@ -28,7 +28,8 @@ from cs236781.atomic import TEMP_NAME_EXTRA
 from hw2.datasets import DATASET_NAMES, default_dataset_name
 from hw2.results import result_filename
 from hw2.validation import (
-    ExperimentConfigError, check_bool, check_choice, check_int, check_int_list, check_optional,
+    MODEL_KW_FORMS, ExperimentConfigError, ModelArgumentError, parse_batches, parse_model_kw,
+    parse_model_value, parse_patience, check_bool, check_choice, check_int, check_int_list, check_optional,
     check_real, config_error,
 )
 
@@ -43,98 +44,6 @@ MODEL_TYPE_NAMES = ("cnn", "resnet", "ycn")
 #: Data paths: the tensor-resident :class:`~hw2.tensor_data.TensorLoader` or torchvision's
 #: per-sample ``DataLoader``.
 LOADERS = ("tensor", "torchvision")
-
-
-# -- command-line value parsers ------------------------------------------------------------------
-
-def parse_batches(text: str) -> Optional[int]:
-    """``--batches``: a positive count, or 0 / 'all' for whole epochs (None)."""
-    if text.strip().lower() in ("0", "all"):
-        return None
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-parse_batches.__name__ = "batch count (a positive integer, or 0/all)"
-
-
-def parse_patience(text: str) -> Optional[int]:
-    """``--early-stopping``: a positive number of epochs, or 0 to never stop early (None)."""
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value or None
-
-
-parse_patience.__name__ = "epoch count (a positive integer, or 0 for no early stopping)"
-
-
-#: What ``--model-kw KEY=VALUE`` accepts as VALUE (named in every refusal).
-MODEL_KW_FORMS = ("True/true, False/false, None/null, an integer, a finite number, a JSON list "
-                  "or object of those, a quoted JSON string, or a plain word such as lrelu")
-_CONSTANTS = {"true": True, "false": False, "none": None, "null": None}
-# Words that look like a boolean or None but are not spelled as one: refused, not kept as text.
-_AMBIGUOUS_WORDS = {"yes", "no", "on", "off", "y", "n", "t", "f", "nil", "nan", "inf",
-                    "infinity", "-inf"}
-
-
-def _finite_json(value) -> bool:
-    """Whether a parsed JSON value holds only finite numbers (``NaN``/``Infinity`` refused)."""
-    if isinstance(value, float):
-        return value == value and abs(value) != float("inf")
-    if isinstance(value, list):
-        return all(map(_finite_json, value))
-    if isinstance(value, dict):
-        return all(map(_finite_json, value.values()))
-    return True
-
-
-def parse_model_value(text: str) -> Any:
-    """One ``--model-kw`` VALUE: see :data:`MODEL_KW_FORMS`.
-
-    :raises ValueError: Anything else (e.g. ``yes``, ``1,2``, an empty value, a broken list),
-        with a message naming the accepted forms.
-    """
-    word = text.strip()
-    if word.lower() in _CONSTANTS and (word in ("True", "False", "None")
-                                       or word == word.lower()):
-        return _CONSTANTS[word.lower()]
-    try:
-        value = json.loads(word)
-    except json.JSONDecodeError:
-        if word.isidentifier() and word.lower() not in _CONSTANTS | dict.fromkeys(
-                _AMBIGUOUS_WORDS):
-            return word
-        raise ValueError(f"model argument value must be {MODEL_KW_FORMS}; got {text!r}") \
-            from None
-    if not _finite_json(value):
-        raise ValueError(f"model argument value must be {MODEL_KW_FORMS} (NaN and infinity "
-                         f"are refused); got {text!r}")
-    return value
-
-
-class ModelArgumentError(argparse.ArgumentTypeError, ValueError):
-    """A malformed ``--model-kw`` pair: a ``ValueError`` whose message argparse prints as is."""
-
-
-def parse_model_kw(text: str) -> Tuple[str, Any]:
-    """``--model-kw KEY=VALUE``: KEY an argument name, VALUE one of :data:`MODEL_KW_FORMS`.
-
-    :raises argparse.ArgumentTypeError: For a malformed pair, naming the accepted forms.
-    """
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise ModelArgumentError(f"expected KEY=VALUE with KEY an argument name, got "
-                                         f"{text!r}")
-    try:
-        return key, parse_model_value(value)
-    except ValueError as err:
-        raise ModelArgumentError(f"{key}: {err}") from None
-
-
-parse_model_kw.__name__ = "KEY=VALUE model argument"
 
 
 # -- field checks (each returns the normalised value or raises TypeError/ValueError) ----------

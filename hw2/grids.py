@@ -40,18 +40,20 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from hw2.cluster import ClusterSettings, make_executor
+from hw2.cluster import ClusterSettings, make_executor, submit_array
 from hw2.config import ExperimentConfig
 from hw2.experiments import run_experiment
-from hw2.results import is_complete, result_filename
+from hw2.results import (
+    RunLock, is_complete, prepare_outputs, remove_empty_folders, result_filename,
+)
 from hw2.summaries import SummaryRow, format_table, load_results, plot_experiments, summarize
 from hw2.training import Trainer
 from hw2.validation import UsageError
 
 __all__ = [
     "MAX_POOLS", "HIDDEN_DIMS", "TRAIN_SETTINGS", "QUICK_SETTINGS", "GridRun", "Grid", "GRIDS",
-    "pool_every_for", "get_grids", "grid_settings", "is_complete", "RunOutcome", "run_grid",
-    "run_grid_job", "SubmittedRun", "submit_grid",
+    "pool_every_for", "get_grids", "grid_settings", "is_complete", "DONE", "SKIPPED", "LOCKED",
+    "RunOutcome", "run_grid", "run_locked", "run_grid_job", "SubmittedRun", "submit_grid",
     # from hw2.summaries (the notebook calls them through this module):
     "SummaryRow", "summarize", "format_table", "plot_experiments", "load_results",
 ]
@@ -227,8 +229,15 @@ def grid_settings(quick: bool = False, dataset: Optional[str] = None,
     return settings
 
 
+#: :class:`RunOutcome` statuses: trained here, skipped as complete, skipped because another
+#: process holds the run's lock.
+DONE, SKIPPED, LOCKED = "done", "skipped", "locked"
+
+
 class RunOutcome(NamedTuple):
-    """What happened to one run of :func:`run_grid`: ``status`` is 'done' or 'skipped'."""
+    """What happened to one run of :func:`run_grid`: ``status`` is :data:`DONE`,
+    :data:`SKIPPED` (a complete result file exists) or :data:`LOCKED` (another process is
+    computing it)."""
 
     run: GridRun
     path: str
@@ -239,59 +248,86 @@ def run_grid(grid: Union[str, Grid], out_dir: Union[str, Path] = "results",
              settings: Optional[dict] = None, verbose: bool = True) -> List[RunOutcome]:
     """Run a grid sequentially in this process, skipping runs with a complete result file.
 
-    Each run checkpoints to ``{out_dir}/checkpoints/{stem}.pt``, so an interrupted grid
-    resumes the interrupted run where it stopped; the checkpoint is removed once the result
-    file is written.
+    Every run's configuration is checked before the first one trains. Each run checkpoints
+    to ``{out_dir}/checkpoints/{stem}.pt``, so an interrupted grid resumes the interrupted run
+    where it stopped; the checkpoint is removed once the result file is written. Two
+    processes may run the same grid into the same folder: each run is locked while one of
+    them computes it (:class:`~hw2.results.RunLock`), and the other skips it, saying so.
 
     :param grid: A :class:`Grid` or its name.
     :param out_dir: The results folder.
     :param settings: Training settings (default: :func:`grid_settings`).
     :param verbose: Print progress.
     :return: One :class:`RunOutcome` per run, in order.
+    :raises ExperimentConfigError: For settings that cannot run, before anything trains.
     """
     grid = get_grids(grid)[0]
     settings = grid_settings() if settings is None else settings
+    configs = [run.config(settings, str(out_dir)) for run in grid.runs]  # all checked first
     outcomes = []
-    for i, run in enumerate(grid.runs, 1):
-        spec = run.experiment_kwargs(settings, str(out_dir))
-        path = os.path.join(str(out_dir), run.filename)
-        if is_complete(path):
-            if verbose:
-                print(f"[{grid.name} {i}/{len(grid)}] {run.stem}: complete result file exists, "
-                      f"skipped")
-            outcomes.append(RunOutcome(run, path, "skipped"))
-            continue
-        if verbose:
-            print(f"[{grid.name} {i}/{len(grid)}] {run.stem} (model={run.model_type}, "
-                  f"pool_every={run.pool_every})")
-        run_grid_job(dict(spec, verbose=verbose))
-        outcomes.append(RunOutcome(run, path, "done"))
+    for i, (run, config) in enumerate(zip(grid.runs, configs), 1):
+        label = f"[{grid.name} {i}/{len(grid)}] {run.stem}"
+        if verbose and not is_complete(config.result_path):
+            print(f"{label} (model={run.model_type}, pool_every={run.pool_every})")
+        status = run_locked(config, verbose)
+        if verbose and status == SKIPPED:
+            print(f"{label}: complete result file exists, skipped")
+        elif status == LOCKED:
+            print(f"{label}: another process is computing it "
+                  f"({RunLock(config.result_path).holder()}), skipped here", flush=True)
+        outcomes.append(RunOutcome(run, config.result_path, status))
     return outcomes
+
+
+def run_locked(config: ExperimentConfig, verbose: bool = True) -> str:
+    """Run one grid configuration unless it is complete or another process holds it.
+
+    Without ``config.checkpoints`` the run checkpoints to ``{out_dir}/checkpoints/{stem}``
+    (so an interrupted run resumes) and the checkpoint is deleted after the result file is
+    written. Folders and names are checked (:func:`~hw2.results.prepare_outputs`) before it
+    trains; the run's lock is held from before the completeness check until the result is
+    written, so no other process trains it meanwhile or reads its checkpoint.
+
+    :return: :data:`DONE`, :data:`SKIPPED` or :data:`LOCKED`.
+    """
+    if is_complete(config.result_path):
+        return SKIPPED
+    own_checkpoint = config.checkpoints is None
+    if own_checkpoint:
+        stem = config.filename[:-len(".json")]
+        config = config.replace(checkpoints=os.path.join(config.out_dir, "checkpoints", stem))
+    prepare_outputs(config.result_path, Trainer.checkpoint_file(config.checkpoints))
+    lock = RunLock(config.result_path)
+    if not lock.acquire():
+        return LOCKED
+    try:
+        if is_complete(config.result_path):  # finished by the process that held it before
+            return SKIPPED
+        run_experiment(config, verbose=verbose)
+        if own_checkpoint:
+            Trainer.checkpoint_file(config.checkpoints).unlink(missing_ok=True)
+    finally:
+        lock.release()
+    return DONE
 
 
 def run_grid_job(spec: dict) -> str:
     """Run one grid run from its :func:`~hw2.experiments.cnn_experiment` keyword arguments
     (``verbose`` among them); this is the function a submitit job calls.
 
-    Skips the run when its result file is already complete; otherwise checkpoints to
-    ``{out_dir}/checkpoints/{stem}`` (so a preempted or timed-out job resumes) and deletes
-    the checkpoint after the result file is written.
+    As :func:`run_locked`: skips a complete run, and a run another process holds (it says
+    so on stdout); otherwise checkpoints to ``{out_dir}/checkpoints/{stem}`` (so a preempted
+    or timed-out job resumes) and deletes the checkpoint after the result file is written.
 
     :return: The path of the result file.
     """
     spec = dict(spec)
     verbose = spec.pop("verbose", True)
     config = ExperimentConfig.from_kwargs(spec)
-    if is_complete(config.result_path):
-        return config.result_path
-    own_checkpoint = config.checkpoints is None
-    if own_checkpoint:
-        stem = config.filename[:-len(".json")]
-        config = config.replace(checkpoints=os.path.join(config.out_dir, "checkpoints", stem))
-    run = run_experiment(config, verbose=verbose)
-    if own_checkpoint:
-        Trainer.checkpoint_file(config.checkpoints).unlink(missing_ok=True)
-    return run.path
+    if run_locked(config, verbose) == LOCKED:
+        print(f"{config.filename}: another process is computing this run "
+              f"({RunLock(config.result_path).holder()}); this job skipped it", flush=True)
+    return config.result_path
 
 
 # -- Slurm (or local) job arrays through submitit -------------------------------------------
@@ -318,7 +354,9 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
     exist, at most ``gpus``) and is killed after ``timeout_min`` minutes; a killed job's run
     resumes from its checkpoint when submitted again. Runs whose result file is complete
     are not submitted. Every setting (each run's configuration and the cluster settings) is
-    checked before anything is submitted.
+    checked, and ``out_dir`` created and probed, before anything is submitted; a refusal by
+    the scheduler (unknown partition, too many GPUs) is a :class:`UsageError` that leaves no
+    log folder or results folder behind.
 
     :param names: Grid name(s), :class:`Grid` object(s) or ``'all'``.
     :param out_dir: The results folder (the jobs write there).
@@ -359,8 +397,16 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
     if not pending:
         print("Nothing to submit: every run has a complete result file.", file=file)
         return cluster, []
-    executor = make_executor(cluster_settings, len(pending))
-    jobs = executor.map_array(run_grid_job, [spec for _, spec in pending])
+    # The jobs write into out_dir: it must be writable before anything is submitted (and is
+    # left as it was when the scheduler refuses the array).
+    created = prepare_outputs(os.path.join(str(out_dir), pending[0][0].filename))
+    try:
+        executor = make_executor(cluster_settings, len(pending))
+        jobs = submit_array(executor, run_grid_job, [spec for _, spec in pending],
+                            cluster_settings)
+    except UsageError:
+        remove_empty_folders(created)
+        raise
     print(f"Submitted {len(jobs)} job(s) to the {executor.cluster} executor "
           f"(logs in {log_dir}):", file=file)
     for (run, _), job in zip(pending, jobs):

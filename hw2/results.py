@@ -4,20 +4,37 @@ A run's result file is ``{out_dir}/{run_name}_L{L}_K{K joined by '-'}.json`` hol
 ``{"config": {...}, "results": FitResult as a dict}`` (e.g. ``exp1_3_L1_K64-128-256.json``).
 It is written atomically (:mod:`cs236781.atomic`) and read back with every field checked, so a
 truncated or foreign file is reported, naming the file, instead of being half-used.
+
+Before a run trains, :func:`prepare_outputs` makes sure its files can be written (folders
+created, a probe file written and removed, names within the file system's limit, stale
+temporary files of killed writers removed), and :class:`RunLock` keeps a second process off
+a run that one is already computing (``fcntl.flock`` on ``.{result name}.lock`` beside the
+result file).
 """
+import contextlib
 import json
 import math
 import os
-from typing import Optional, Sequence, Tuple, Union
+import socket
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+try:  # POSIX; without it (Windows) runs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 import numpy as np
 import torch
 
 from cs236781.train_results import FitResult
-from cs236781.atomic import atomic_write_text
+from cs236781.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
+from hw2.validation import ExperimentConfigError
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
-           "result_file_problem", "is_complete"]
+           "result_file_problem", "is_complete", "prepare_outputs", "remove_empty_folders",
+           "RunLock"]
 
 _FIT_FIELDS = FitResult._fields
 PathLike = Union[str, os.PathLike]
@@ -202,3 +219,151 @@ def is_complete(path: PathLike) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+# -- before a run: can its files be written? ---------------------------------------------------
+
+def _name_max(folder: str) -> int:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    return 255
+
+
+def _prepare_folder(folder: str, what: str, created: List[str]) -> None:
+    """Create ``folder`` (noting in ``created`` what did not exist) and write a probe file."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ExperimentConfigError(f"{what} {folder!r} is not a folder (it exists as a file)")
+    missing = []
+    parent = os.path.abspath(folder)
+    while not os.path.exists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        created.extend(reversed(missing))
+        fd, probe = tempfile.mkstemp(prefix=".hw2-write-probe.", suffix=".tmp", dir=folder)
+        try:
+            os.write(fd, b"probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        raise ExperimentConfigError(f"{what} {folder!r} cannot be written to: "
+                                    f"{err.strerror or err}") from None
+
+
+def _check_name(folder: str, name: str, what: str) -> None:
+    limit = _name_max(folder)
+    if len(name) + TEMP_NAME_EXTRA > limit:
+        raise ExperimentConfigError(
+            f"{what} name {name[:40]!r}... is too long for the file system of {folder!r}: "
+            f"{len(name)} characters, and with its temporary name it must fit in {limit}")
+
+
+def prepare_outputs(result_path: PathLike, checkpoint_file: Optional[PathLike] = None
+                    ) -> List[str]:
+    """Make sure a run's result file (and checkpoint) can be written, before it trains.
+
+    For each folder: it is created when missing, temporary files that killed writers left
+    there are removed (:func:`cs236781.atomic.remove_stale_temps`), a probe file is written,
+    synced and removed, and the file name (with its temporary name) must fit the file
+    system's ``NAME_MAX``. A checkpoint path that is a folder is refused.
+
+    :return: The folders it created (outermost first), for :func:`remove_empty_folders`
+        when the run is then refused.
+    :raises ExperimentConfigError: Naming the folder or file and the reason.
+    """
+    created: List[str] = []
+    targets = [("out_dir", os.fspath(result_path))]
+    if checkpoint_file is not None:
+        targets.append(("checkpoint", os.fspath(checkpoint_file)))
+    try:
+        for what, path in targets:
+            folder = os.path.dirname(path) or "."
+            if what == "checkpoint" and os.path.isdir(path):
+                raise ExperimentConfigError(f"checkpoint file {path!r} is a folder")
+            _prepare_folder(folder, "checkpoint folder" if what == "checkpoint" else what,
+                            created)
+            remove_stale_temps(folder)
+            _check_name(folder, os.path.basename(path), "result file" if what == "out_dir"
+                        else "checkpoint file")
+    except ExperimentConfigError:
+        remove_empty_folders(created)
+        raise
+    return created
+
+
+def remove_empty_folders(folders: Sequence[str]) -> None:
+    """Remove the folders :func:`prepare_outputs` created, innermost first, if still empty."""
+    for folder in reversed(list(folders)):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+# -- one process per run -----------------------------------------------------------------------
+
+class RunLock:
+    """An exclusive, non-blocking lock on one run: ``flock`` on ``.{result name}.lock``.
+
+    :meth:`acquire` returns False at once when another process holds the run; the lock file
+    names the holder (``pid@host``). The lock ends with :meth:`release` or with the process
+    (a killed holder frees it), and the released lock file is removed. Use as a context
+    manager (``with RunLock(path) as held:``) or call the two methods.
+    """
+
+    def __init__(self, result_path: PathLike):
+        result = Path(result_path)
+        self.path = result.parent / f".{result.name}.lock"
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> bool:
+        """Take the lock if no other process holds it; True when taken (or already held)."""
+        if self._fd is not None or fcntl is None:
+            return True
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:  # the previous holder may have removed the file between our open and lock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+                self._fd = fd
+                return True
+            os.close(fd)
+
+    def holder(self) -> str:
+        """Who holds the lock, as its file says (``pid@host``), or ``'?'``."""
+        with contextlib.suppress(OSError):
+            return self.path.read_text().strip() or "?"
+        return "?"
+
+    def release(self) -> None:
+        """Remove the lock file and free the lock (nothing when not held)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"RunLock({str(self.path)!r}, held={self.held})"

@@ -9,11 +9,15 @@
   ``list``), and its message names the argument, what was expected and what was received:
   ``"{name} must be {expected}, got {value!r}"``.
 
-The errors of the experiment pipeline live here too, below every module that raises them.
+The errors of the experiment pipeline live here too, below every module that raises them, and
+so do the parsers of command-line values (``--batches``, ``--early-stopping``, ``--model-kw``)
+that :mod:`hw2.config` gives argparse.
 """
+import argparse
+import json
 import math
 from numbers import Integral, Real
-from typing import Any, Callable, Collection, List, Optional
+from typing import Any, Callable, Collection, List, Optional, Tuple
 
 import numpy as np
 
@@ -21,6 +25,8 @@ __all__ = [
     "UsageError", "ExperimentConfigError", "ExperimentConfigTypeError", "config_error",
     "is_int", "is_real", "is_bool",
     "check_int", "check_real", "check_bool", "check_choice", "check_int_list", "check_optional",
+    "MODEL_KW_FORMS", "parse_model_value", "ModelArgumentError", "parse_model_kw",
+    "parse_batches", "parse_patience",
 ]
 
 
@@ -161,3 +167,95 @@ def check_int_list(name: str, values, minimum: int = 1, allow_empty: bool = True
 def check_optional(check: Callable[..., Any], name: str, value, *args, **kwargs):
     """``None`` for ``None``, else ``check(name, value, *args, **kwargs)``."""
     return None if value is None else check(name, value, *args, **kwargs)
+
+
+# -- command-line text ---------------------------------------------------------------------
+
+#: What ``--model-kw KEY=VALUE`` accepts as VALUE (named in every refusal).
+MODEL_KW_FORMS = ("True/true, False/false, None/null, an integer, a finite number, a JSON list "
+                  "or object of those, a quoted JSON string, or a plain word such as lrelu")
+_CONSTANTS = {"true": True, "false": False, "none": None, "null": None}
+# Words that look like a boolean or None but are not spelled as one: refused, not kept as text.
+_AMBIGUOUS_WORDS = {"yes", "no", "on", "off", "y", "n", "t", "f", "nil", "nan", "inf",
+                    "infinity", "-inf"}
+
+
+def _finite_json(value) -> bool:
+    """Whether a parsed JSON value holds only finite numbers (``NaN``/``Infinity`` refused)."""
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, list):
+        return all(map(_finite_json, value))
+    if isinstance(value, dict):
+        return all(map(_finite_json, value.values()))
+    return True
+
+
+def parse_model_value(text: str) -> Any:
+    """One ``--model-kw`` VALUE (command-line text): see :data:`MODEL_KW_FORMS`.
+
+    :raises ValueError: Anything else (e.g. ``yes``, ``1,2``, an empty value, a broken list),
+        with a message naming the accepted forms.
+    """
+    word = text.strip()
+    if word.lower() in _CONSTANTS and (word in ("True", "False", "None")
+                                       or word == word.lower()):
+        return _CONSTANTS[word.lower()]
+    try:
+        value = json.loads(word)
+    except json.JSONDecodeError:
+        if word.isidentifier() and word.lower() not in _CONSTANTS | dict.fromkeys(
+                _AMBIGUOUS_WORDS):
+            return word
+        raise ValueError(f"model argument value must be {MODEL_KW_FORMS}; got {text!r}") \
+            from None
+    if not _finite_json(value):
+        raise ValueError(f"model argument value must be {MODEL_KW_FORMS} (NaN and infinity "
+                         f"are refused); got {text!r}")
+    return value
+
+
+def parse_batches(text: str) -> Optional[int]:
+    """``--batches``: a positive count, or 0 / 'all' for whole epochs (None)."""
+    if text.strip().lower() in ("0", "all"):
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+parse_batches.__name__ = "batch count (a positive integer, or 0/all)"
+
+
+def parse_patience(text: str) -> Optional[int]:
+    """``--early-stopping``: a positive number of epochs, or 0 to never stop early (None)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value or None
+
+
+parse_patience.__name__ = "epoch count (a positive integer, or 0 for no early stopping)"
+
+
+class ModelArgumentError(argparse.ArgumentTypeError, ValueError):
+    """A malformed ``--model-kw`` pair: a ``ValueError`` whose message argparse prints as is."""
+
+
+def parse_model_kw(text: str) -> Tuple[str, Any]:
+    """``--model-kw KEY=VALUE``: KEY an argument name, VALUE one of :data:`MODEL_KW_FORMS`.
+
+    :raises argparse.ArgumentTypeError: For a malformed pair, naming the accepted forms.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise ModelArgumentError(f"expected KEY=VALUE with KEY an argument name, got "
+                                         f"{text!r}")
+    try:
+        return key, parse_model_value(value)
+    except ValueError as err:
+        raise ModelArgumentError(f"{key}: {err}") from None
+
+
+parse_model_kw.__name__ = "KEY=VALUE model argument"

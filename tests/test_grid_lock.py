@@ -1,0 +1,104 @@
+"""Grids safe to run twice: hw2.results.RunLock, and two grid-runs of one grid on one folder.
+
+The oracle for "trained exactly once" is the processes' own output (each run's start line
+printed by exactly one of them, the other reporting it as held or complete) and the result
+files: every one valid, each written once (one start per run) and equal to a run of the same
+grid in a third, lone process.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hw2 import grids
+from hw2.results import RunLock, load_experiment
+
+import helpers
+
+GRID = ["exp1_3", "--quick", "--dataset", "digits"]  # 4 runs of 2 epochs of 2 batches
+
+
+def test_a_held_run_cannot_be_taken_and_is_free_after_release(tmp_path):
+    result = tmp_path / "exp_L1_K4.json"
+    first, second = RunLock(result), RunLock(result)
+    assert first.acquire() and first.held
+    assert first.path == tmp_path / ".exp_L1_K4.json.lock"
+    assert not second.acquire() and not second.held
+    assert second.holder() == f"{os.getpid()}@{os.uname().nodename}"
+    first.release()
+    assert not first.path.exists()  # the released lock leaves no file behind
+    with second as taken:
+        assert taken and second.held
+    assert list(tmp_path.iterdir()) == []
+    assert "held=False" in repr(second)
+
+
+def test_a_killed_holder_frees_the_run(tmp_path):
+    result = tmp_path / "r.json"
+    code = ("import sys, time; from hw2.results import RunLock; "
+            "assert RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(result)], stdout=subprocess.PIPE,
+                            text=True, env=helpers.child_env())
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        assert not RunLock(result).acquire()
+    finally:
+        proc.kill()
+        proc.wait()
+    lock = RunLock(result)
+    assert lock.acquire()  # the stale lock file of the killed holder is taken over
+    lock.release()
+
+
+def test_run_grid_skips_a_run_another_process_holds(tmp_path, capsys, no_training):
+    grid = grids.get_grids("exp1_3")[0]
+    settings = grids.grid_settings(quick=True, dataset="digits")
+    holders = [RunLock(tmp_path / run.filename) for run in grid.runs]
+    assert all(h.acquire() for h in holders)
+    try:
+        outcomes = grids.run_grid(grid, tmp_path, settings)  # no_training: fit would fail
+    finally:
+        for h in holders:
+            h.release()
+    assert [o.status for o in outcomes] == [grids.LOCKED] * 4
+    out = capsys.readouterr().out
+    assert out.count("another process is computing it") == 4
+    assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.slow
+def test_two_grid_runs_on_one_folder_train_every_run_exactly_once(tmp_path):
+    env = helpers.child_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "hw2.experiments", "grid-run", *GRID, "-o", str(tmp_path / "shared")]
+    start = time.monotonic()
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=tmp_path) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    elapsed = time.monotonic() - start
+    for i, (p, (out, err)) in enumerate(zip(procs, outputs)):
+        print(f"--- grid-run process {i} (exit {p.returncode}) ---\n{out}{err}")
+    print(f"both done after {elapsed:.1f} s")
+    assert [p.returncode for p in procs] == [0, 0], outputs
+
+    stems = [run.stem for run in grids.get_grids("exp1_3")[0].runs]
+    for stem in stems:
+        starts = [out.count(f"] {stem} (model=") for out, _ in outputs]
+        trained = [len(re.findall(rf"Output file \S*{re.escape(stem)}\.json written", out))
+                   for out, _ in outputs]
+        assert sum(trained) == 1, (stem, trained)  # written by exactly one process
+        assert sum(starts) >= 1
+    # The lone oracle: the same grid in a fresh folder, one process.
+    lone = helpers.run_cli("grid-run", *GRID, "-o", tmp_path / "lone", cwd=tmp_path,
+                           env=dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
+    assert lone.returncode == 0, lone.stderr
+    for stem in stems:
+        shared_cfg, shared = load_experiment(tmp_path / "shared" / f"{stem}.json")
+        _, alone = load_experiment(tmp_path / "lone" / f"{stem}.json")
+        helpers.assert_fit_equal(shared, alone)
+        assert shared_cfg["resumed_from_epoch"] is None  # no run picked up another's checkpoint
+    leftovers = sorted(p.name for p in (tmp_path / "shared").rglob("*")
+                       if p.suffix in (".lock", ".tmp", ".pt"))
+    assert leftovers == []
