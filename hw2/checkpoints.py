@@ -55,8 +55,9 @@ class CheckpointWriteError(OSError):
 
     def __init__(self, path: Path, err: OSError):
         reason = err.strerror or str(err) or type(err).__name__
-        super().__init__(err.errno, f"cannot write checkpoint {path}: {reason}; the last good "
-                                    f"checkpoint (if any) is kept")
+        kept = ("the file as it was, the last good checkpoint, is kept" if Path(path).is_file()
+                else "no earlier checkpoint of that name exists")
+        super().__init__(err.errno, f"cannot write checkpoint {path}: {reason}; {kept}")
         self.path = path
 
     def __str__(self) -> str:

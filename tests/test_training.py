@@ -506,7 +506,7 @@ def test_a_failed_write_mid_run_names_the_file_and_keeps_the_last_good_checkpoin
     message = str(info.value)
     assert isinstance(info.value, OSError)
     assert message == (f"cannot write checkpoint {tmp_path / 'run.last.pt'}: No space left on "
-                       f"device; the last good checkpoint (if any) is kept")
+                       f"device; the file as it was, the last good checkpoint, is kept")
     assert torch.load(tmp_path / "run.last.pt", weights_only=True)["fit_state"]["epochs_done"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.last.pt", "run.pt"]
 
