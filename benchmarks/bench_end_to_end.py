@@ -211,7 +211,7 @@ def _measure(which: str, root: Path, batches: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(rounds: int = 3, batches: int = 25):
+def run(rounds: int = 5, batches: int = 20):
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         root = Path(tmp)
         md5s = write_cifar_format(root)
