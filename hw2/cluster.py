@@ -9,7 +9,9 @@ submitit's pitfalls are handled here: ``AutoExecutor`` picks Slurm only when ``s
 PATH, the local executor's default time limit is 2 minutes, and it sets
 ``CUDA_VISIBLE_DEVICES`` from ``gpus_per_node`` (0 would hide every GPU), so both are set.
 """
+import contextlib
 import dataclasses
+import io
 import shlex
 import shutil
 import subprocess
@@ -126,8 +128,10 @@ def submit_array(executor, fn: Callable, specs: Sequence[dict], settings: Cluste
     log_dir = Path(settings.log_dir)
     existed = log_dir.exists()
     before = set(log_dir.iterdir()) if existed else set()
+    echoed = io.StringIO()  # submitit prints sbatch's stderr itself; it goes into the one line
     try:
-        return executor.map_array(fn, list(specs))
+        with contextlib.redirect_stderr(echoed):
+            return executor.map_array(fn, list(specs))
     except (subprocess.SubprocessError, RuntimeError, OSError) as err:
         _remove_new(log_dir, existed, before)
         raise UsageError(f"the {executor.cluster} scheduler refused the job array "

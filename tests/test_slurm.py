@@ -288,9 +288,7 @@ def _my_job_ids() -> set:
 @pytest.mark.parametrize("setting", [
     ["--bs-train", "0"],
     ["--timeout-min", "-5"],
-    pytest.param(["--partition", "no-such-partition"], marks=pytest.mark.xfail(
-        raises=MissingFeature, strict=True,
-        reason="sbatch's refusal should end in one line and exit 2, issue 13 item 3")),
+    ["--partition", "no-such-partition"],
 ])
 def test_grid_submit_refuses_a_bad_setting_before_any_job_exists(tmp_path, cancel_leftovers,
                                                                  setting):
