@@ -161,3 +161,57 @@ def test_checkpointable_job_requeues_itself_with_the_same_arguments():
     assert repr(job) == "CheckpointableJob(test_resume._job)"
     with pytest.raises(TypeError, match="fn must be a callable job function, got str"):
         CheckpointableJob("hw2.grids.run_grid_job")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the job's task in /proc")
+def test_a_grid_job_signalled_by_submitit_is_requeued_and_resumes_exactly(tmp_path,
+                                                                         monkeypatch):
+    """Once the job has written a last checkpoint, its task process gets the signal that
+    submitit's local controller (and Slurm, with ``--signal``) sends before a time limit or a
+    pre-emption, USR2; the checkpointable job is requeued, resumes from its last checkpoint
+    and ends with the FitResult of an uninterrupted run. (Linux: the task is found in /proc.)"""
+    submitit = pytest.importorskip("submitit")
+    from hw2 import grids
+    from hw2.experiments import cnn_experiment
+    from hw2.jobs import CheckpointableJob
+
+    settings = dict(seed=5, dataset="digits", filters_per_layer=[16], layers_per_block=2,
+                    pool_every=2, hidden_dims=[32], epochs=6, batches=None, bs_train=16,
+                    bs_test=128, early_stopping=None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job's process inherits it
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "logs"))
+    executor.update_parameters(timeout_min=10)
+    job = executor.submit(CheckpointableJob(grids.run_grid_job),
+                          dict(settings, run_name="signalled", out_dir=str(tmp_path / "out"),
+                               verbose=True))
+    last = tmp_path / "out" / "checkpoints" / "signalled_L2_K16.last.pt"
+    deadline = time.monotonic() + TIMEOUT_S
+    while not last.exists():
+        assert not job.done(), "the job ended before its first checkpoint"
+        assert time.monotonic() < deadline, f"no {last} within {TIMEOUT_S} s"
+        time.sleep(0.02)
+    # What the local controller does at a time limit: USR2 to the job's task process.
+    controller = job._process.pid  # pylint: disable=protected-access
+    tasks = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+    assert len(tasks) == 1, tasks
+    os.kill(int(tasks[0]), signal.SIGUSR2)
+    path = job.result()
+    log = Path(job.paths.stdout).read_text() + Path(job.paths.stderr).read_text()
+    resumes = re.findall(r"\*\*\* Resuming from \S+last\.pt: (\d+) epoch", log)
+    print(f"local job {job.job_id}: {job.state}; signal lines: "
+          f"{[line for line in log.splitlines() if 'SIGUSR2' in line]}; resumed after "
+          f"epochs {resumes}")
+    assert "Calling checkpoint method" in log and len(resumes) == 1, log[-3000:]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = cnn_experiment("signalled", out_dir=str(tmp_path / "reference"),
+                                   verbose=False, **settings)
+    finally:
+        torch.set_num_threads(threads)
+    cfg, fit = load_experiment(path)
+    assert 1 <= cfg["resumed_from_epoch"] == int(resumes[0]) < settings["epochs"]
+    assert_fit_equal(fit, reference.result)
