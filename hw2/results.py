@@ -238,6 +238,9 @@ def _prepare_folder(folder: str, what: str, created: List[str]) -> None:
     while not os.path.exists(parent):
         missing.append(parent)
         parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ExperimentConfigError(f"{what} {folder!r} cannot be created: {parent!r} is a "
+                                    f"file, not a folder")
     try:
         os.makedirs(folder, exist_ok=True)
         created.extend(reversed(missing))

@@ -465,6 +465,14 @@ CLI_CASES = [
      r"18446744073709551616"),
     ("cli-hidden-2-to-the-40", ["-H", str(2 ** 40)],
      r"run-exp: error: hidden_dims\[0\] must be an integer >= 1 and <= 1048576, got 1099511627776"),
+    ("cli-out-dir-under-a-file", ["-o", "/dev/null/results"],
+     r"run-exp: error: out_dir '/dev/null/results' cannot be created: '/dev/null' is a file, "
+     r"not a folder"),
+    ("cli-checkpoint-folder-is-a-file", ["--checkpoints", "/dev/null/ck"],
+     r"run-exp: error: checkpoint folder '/dev/null' is not a folder \(it exists as a file\)"),
+    ("cli-run-name-longer-than-the-file-system-takes", ["-n", "n" * 250],
+     r"run-exp: error: run_name is too long: the result file name 'n+'\.\.\. has 262 "
+     r"characters"),
     ("cli-run-name-with-a-newline", ["-n", "two\nlines"],
      r"run_name must be a non-empty name without path separators or control characters, got "
      r"'two\\nlines'"),

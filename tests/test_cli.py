@@ -256,3 +256,61 @@ def test_grid_override_flags_not_given_leave_the_grid_settings(capsys):
     args = build_parser().parse_args(["grid-show", "exp1_1", "--batches", "all",
                                       "--early-stopping", "0", "--augment", "--no-amp"])
     assert (args.batches, args.early_stopping, args.augment, args.amp) == (None, None, True, False)
+
+
+@pytest.mark.parametrize("args, hint", [
+    (["run-exp", "-n", "x", "--checkpoints", "CK"], "resume from the checkpoint CK.pt"),
+    (["run-exp", "-n", "x"], "no --checkpoints was given, so running it again starts over"),
+    (["grid-run", "exp1_3", "--quick"], "complete runs are skipped and the interrupted run "
+                                        "resumes from its checkpoint"),
+])
+def test_ctrl_c_prints_one_resume_line_and_exits_130(tmp_path, capsys, monkeypatch, args, hint):
+    import hw2.cli
+    import hw2.grids
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hw2.cli, "run_experiment", interrupted)
+    monkeypatch.setattr(hw2.grids, "run_experiment", interrupted)
+    argv = [*args, "-o", str(tmp_path / "r")]
+    if "--checkpoints" in argv:
+        argv[argv.index("CK")] = str(tmp_path / "CK")
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interrupted; " in err and hint.split(" CK")[0] in err
+    assert not list((tmp_path / "r").glob(".*.lock"))  # the run's lock went with it
+
+
+def test_summarize_into_a_closed_pipe_exits_quietly(tmp_path):
+    one = {"config": {"run_name": "p", "filters_per_layer": [4], "layers_per_block": 1},
+           "results": dict(num_epochs=1, train_loss=[2.0], train_acc=[10.0], test_loss=[2.0],
+                           test_acc=[11.0])}
+    for i in range(1500):  # a table larger than a pipe's buffer
+        (tmp_path / f"p{i}.json").write_text(json.dumps(one))
+    proc = subprocess.Popen([sys.executable, "-m", "hw2.experiments", "summarize", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    assert proc.stdout.readline().split()[0] == b"run"
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
+def test_run_exp_refuses_a_folder_as_checkpoint_and_a_run_another_process_holds(tmp_path, capsys):
+    from hw2.results import RunLock
+    (tmp_path / "ck.pt").mkdir()
+    assert main(["run-exp", "-n", "x", "-o", str(tmp_path / "r"), "--checkpoints",
+                 str(tmp_path / "ck")]) == USAGE_ERROR
+    assert f"checkpoint file '{tmp_path / 'ck.pt'}' is a folder" in capsys.readouterr().err
+    assert files_in(tmp_path) == ["ck.pt"]
+    (tmp_path / "r").mkdir()
+    lock = RunLock(tmp_path / "r" / "x_L2_K64.json")
+    assert lock.acquire()
+    try:
+        assert main(["run-exp", "-n", "x", "-o", str(tmp_path / "r")]) == USAGE_ERROR
+    finally:
+        lock.release()
+    err = capsys.readouterr().err
+    assert "another process" in err and "is running this run right now" in err
+    assert len(err.strip().splitlines()) == 1

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import re
+import sys
 
 import matplotlib
 
@@ -331,3 +332,101 @@ def test_a_nan_loss_is_saved_as_null_and_the_run_marked_diverged(tmp_path):
     cfg, loaded = load_experiment(path)
     assert loaded.test_loss[0] == 2.1 and math.isnan(loaded.test_loss[1])
     assert grids.summarize(tmp_path, file=open(os.devnull, "w"))[0].diverged_epoch == 2
+
+
+# -- the scheduler's refusals and waiting without accounting (no real Slurm: fakes) -----------
+
+class _RefusingExecutor:
+    """Stands in for a Slurm executor whose sbatch refuses the array (as submitit raises it)."""
+
+    cluster = "slurm"
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+
+    def map_array(self, fn, specs):
+        import subprocess
+        from submitit.core.utils import FailedJobError
+        (self.log_dir / "submission_file_123.sh").parent.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / "submission_file_123.sh").write_text("#!/bin/sh")
+        print("sbatch: error: invalid partition specified: nope", file=sys.stderr)  # as submitit
+        stderr = ("sbatch: error: invalid partition specified: nope\n"
+                  "sbatch: error: Batch job submission failed: Invalid partition name specified")
+        raise FailedJobError(stderr) from subprocess.CalledProcessError(1, ["sbatch"],
+                                                                         stderr=stderr)
+
+
+def test_a_refused_submission_is_one_usage_error_and_leaves_no_folder(tmp_path, monkeypatch,
+                                                                      capsys):
+    pytest.importorskip("submitit")
+    logs, results = tmp_path / "logs", tmp_path / "results"
+    monkeypatch.setattr(grids, "make_executor", lambda settings, n: _RefusingExecutor(logs))
+    with pytest.raises(UsageError) as info:
+        grids.submit_grid("exp1_3", results, grids.grid_settings(quick=True, dataset="digits"),
+                          log_dir=logs, partition="nope")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == ("the slurm scheduler refused the job array (partition=nope, gpus=1, "
+                       "cpus=2, timeout_min=240): invalid partition specified: nope; Batch job "
+                       "submission failed: Invalid partition name specified")
+    assert "sbatch" not in capsys.readouterr().err  # submitit's echo is captured
+    assert not logs.exists() and not results.exists()
+
+
+class _FakeJob:
+    def __init__(self, folder, job_id, result=None, error=None):
+        from types import SimpleNamespace
+        self.job_id = job_id
+        self.paths = SimpleNamespace(result_pickle=folder / f"{job_id}_result.pkl",
+                                     stderr=folder / f"{job_id}_log.err")
+        self._result, self._error = result, error
+
+    def result(self):
+        if self._error:
+            raise self._error
+        return self._result
+
+    def done(self):
+        return self.paths.result_pickle.exists()
+
+
+def test_wait_for_jobs_ends_when_slurm_forgets_a_job_without_a_result(tmp_path, monkeypatch):
+    ok = _FakeJob(tmp_path, "7_0", result="r.json")
+    ok.paths.result_pickle.write_text("x")
+    failed = _FakeJob(tmp_path, "7_1", error=RuntimeError(
+        "Job (task=0) failed during processing with trace:\n----------------------\n"
+        "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+        "ValueError: boom at epoch 2\n----------------------\n"
+        "You can check full logs with 'job.stderr(0)'"))
+    failed.paths.result_pickle.write_text("x")
+    cancelled = _FakeJob(tmp_path, "7_2")
+    states = {"7_2": ["RUNNING", "RUNNING", None, None, None]}
+    monkeypatch.setattr(cluster, "_slurm_state",
+                        lambda job_id: states[job_id].pop(0) if states[job_id] else None)
+    now = [0.0]
+    out = cluster.wait_for_jobs([ok, failed, cancelled], "slurm", poll_s=1, grace_s=2,
+                                clock=lambda: now[0],
+                                sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert out[0] is None
+    assert out[1] == f"job 7_1 failed: ValueError: boom at epoch 2 (log: {failed.paths.stderr})"
+    assert out[2] == (f"job 7_2 is no longer known to Slurm without a result (cancelled or "
+                      f"killed?) (log: {cancelled.paths.stderr})")
+    assert now[0] == 4.0  # two polls RUNNING, then gone for the 2 s grace
+
+
+def test_grid_run_removes_stale_temporary_files_of_killed_writes(tmp_path):
+    out = tmp_path / "res"
+    (out / "checkpoints").mkdir(parents=True)
+    stale = [out / ".exp1_3_L1_K64-128-256.json.abcd1234.tmp",
+             out / "checkpoints" / ".exp1_3_L1_K64-128-256.pt.abcd1234.tmp"]
+    for path in stale:
+        path.write_text("half")
+        os.utime(path, (1e9, 1e9))
+    from hw2.cli import main
+    assert main(["grid-show", "exp1_3", "-o", str(out)]) == 0  # grid-show removes nothing
+    assert all(p.exists() for p in stale)
+    assert main(["grid-run", "exp1_3", "-o", str(out), "--quick", "--dataset", "digits",
+                 "--epochs", "1", "--batches", "1"]) == 0
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in out.rglob("*")) == sorted(
+        ["checkpoints"] + [f"exp1_3_L{l}_K64-128-256.json" for l in (1, 2, 3, 4)])
