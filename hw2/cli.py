@@ -116,8 +116,10 @@ def _silence_stdout() -> None:
 
 def _cmd_run_exp(args) -> int:
     config = ExperimentConfig.from_args(args)
-    checkpoint = None if config.checkpoints is None else Trainer.checkpoint_file(config.checkpoints)
-    created = prepare_outputs(config.result_path, checkpoint)
+    name = config.checkpoints
+    checkpoints = () if name is None else (Trainer.checkpoint_file(name),
+                                           Trainer.last_checkpoint_file(name))
+    created = prepare_outputs(config.result_path, checkpoints)
     lock = RunLock(config.result_path)
     if not lock.acquire():
         remove_empty_folders(created)

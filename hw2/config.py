@@ -287,14 +287,14 @@ class ExperimentConfig:
             except (TypeError, ValueError) as err:
                 raise config_error(err) from None
             object.__setattr__(self, f.name, value)
-        longest = NAME_MAX - TEMP_NAME_EXTRA
-        if len(self.filename) > longest:
+        # The longest file of a run is its "last" checkpoint, {stem}.last.pt, plus its temp name.
+        longest = len(self.filename) - len(".json") + len(".last.pt") + TEMP_NAME_EXTRA
+        if longest > NAME_MAX:
             raise ExperimentConfigError(
                 f"run_name is too long: the result file name {self.filename[:40]!r}... has "
-                f"{len(self.filename)} characters, and with its temporary name it must fit in "
-                f"{NAME_MAX} (at most {longest - len(self.filename) + len(self.run_name)} "
-                f"characters of run_name for K={list(self.filters_per_layer)}, "
-                f"L={self.layers_per_block})")
+                f"{len(self.filename)} characters, and its checkpoint's temporary name must fit "
+                f"in {NAME_MAX} (at most {len(self.run_name) - longest + NAME_MAX} characters "
+                f"of run_name for K={list(self.filters_per_layer)}, L={self.layers_per_block})")
         if self.augment and self.loader != "tensor":
             raise ExperimentConfigError("augment=True needs loader='tensor' (the torchvision "
                                         "path here does no augmentation)")

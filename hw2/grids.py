@@ -43,6 +43,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, 
 from hw2.cluster import ClusterSettings, make_executor, submit_array
 from hw2.config import ExperimentConfig
 from hw2.experiments import run_experiment
+from hw2.jobs import CheckpointableJob
 from hw2.results import (
     RunLock, is_complete, prepare_outputs, remove_empty_folders, result_filename,
 )
@@ -296,7 +297,8 @@ def run_locked(config: ExperimentConfig, verbose: bool = True) -> str:
     if own_checkpoint:
         stem = config.filename[:-len(".json")]
         config = config.replace(checkpoints=os.path.join(config.out_dir, "checkpoints", stem))
-    prepare_outputs(config.result_path, Trainer.checkpoint_file(config.checkpoints))
+    prepare_outputs(config.result_path, (Trainer.checkpoint_file(config.checkpoints),
+                                         Trainer.last_checkpoint_file(config.checkpoints)))
     lock = RunLock(config.result_path)
     if not lock.acquire():
         return LOCKED
@@ -305,7 +307,7 @@ def run_locked(config: ExperimentConfig, verbose: bool = True) -> str:
             return SKIPPED
         run_experiment(config, verbose=verbose)
         if own_checkpoint:
-            Trainer.checkpoint_file(config.checkpoints).unlink(missing_ok=True)
+            Trainer.remove_checkpoints(config.checkpoints)
     finally:
         lock.release()
     return DONE
@@ -402,8 +404,9 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
     created = prepare_outputs(os.path.join(str(out_dir), pending[0][0].filename))
     try:
         executor = make_executor(cluster_settings, len(pending))
-        jobs = submit_array(executor, run_grid_job, [spec for _, spec in pending],
-                            cluster_settings)
+        # checkpointable: a job that reaches its time limit is requeued and resumes
+        jobs = submit_array(executor, CheckpointableJob(run_grid_job),
+                            [spec for _, spec in pending], cluster_settings)
     except UsageError:
         remove_empty_folders(created)
         raise

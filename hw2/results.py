@@ -264,7 +264,7 @@ def _check_name(folder: str, name: str, what: str) -> None:
             f"{len(name)} characters, and with its temporary name it must fit in {limit}")
 
 
-def prepare_outputs(result_path: PathLike, checkpoint_file: Optional[PathLike] = None
+def prepare_outputs(result_path: PathLike, checkpoint_files: Sequence[PathLike] = ()
                     ) -> List[str]:
     """Make sure a run's result file (and checkpoint) can be written, before it trains.
 
@@ -273,14 +273,16 @@ def prepare_outputs(result_path: PathLike, checkpoint_file: Optional[PathLike] =
     synced and removed, and the file name (with its temporary name) must fit the file
     system's ``NAME_MAX``. A checkpoint path that is a folder is refused.
 
+    :param result_path: The run's result file.
+    :param checkpoint_files: Its checkpoint files (the best and the "last" one), if any.
+
     :return: The folders it created (outermost first), for :func:`remove_empty_folders`
         when the run is then refused.
     :raises ExperimentConfigError: Naming the folder or file and the reason.
     """
     created: List[str] = []
     targets = [("out_dir", os.fspath(result_path))]
-    if checkpoint_file is not None:
-        targets.append(("checkpoint", os.fspath(checkpoint_file)))
+    targets += [("checkpoint", os.fspath(path)) for path in checkpoint_files]
     try:
         for what, path in targets:
             folder = os.path.dirname(path) or "."

@@ -376,7 +376,7 @@ CASES = [
                             r"control characters, got 'a\\tb'"),
     ("experiment-run-name-too-long-for-the-file-system", lambda: _experiment(run_name="r" * 300),
      ExperimentConfigError, r"run_name is too long: the result file name 'r+'\.\.\. has 311 "
-                            r"characters, .* must fit in 255 \(at most 230 characters of run_name"),
+                            r"characters, .* must fit in 255 \(at most 227 characters of run_name"),
     ("model-kw-yes-is-not-a-boolean", lambda: parse_model_kw("batchnorm=yes"),
      ModelArgumentError, r"batchnorm: model argument value must be True/true, False/false, "
                          r"None/null, an integer, .*; got 'yes'"),

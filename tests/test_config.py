@@ -184,9 +184,10 @@ def test_seeds_and_sizes_are_range_checked(field, value, ok):
             config.ExperimentConfig(run_name="r", **{field: value})
 
 
-def test_the_longest_run_name_leaves_room_for_the_temporary_name():
-    longest = config.NAME_MAX - len(".x.12345678.tmp") + 1 - len("_L2_K64.json")
+def test_the_longest_run_name_leaves_room_for_the_checkpoints_temporary_name():
+    # The longest file of a run: the temporary file of {stem}.last.pt, ".{name}.XXXXXXXX.tmp".
+    longest = config.NAME_MAX - len("..12345678.tmp") - len("_L2_K64.last.pt")
     cfg = config.ExperimentConfig(run_name="r" * longest)
-    assert len(cfg.filename) + 14 == config.NAME_MAX
+    assert len("." + cfg.filename[:-5] + ".last.pt" + ".12345678.tmp") == config.NAME_MAX
     with pytest.raises(ExperimentConfigError, match="run_name is too long"):
         config.ExperimentConfig(run_name="r" * (longest + 1))
