@@ -314,3 +314,25 @@ def test_run_exp_refuses_a_folder_as_checkpoint_and_a_run_another_process_holds(
     err = capsys.readouterr().err
     assert "another process" in err and "is running this run right now" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--bs-train", "0"], "bs_train must be an integer >= 1, got 0"),
+    (["--epochs", "-1"], "epochs must be an integer >= 1, got -1"),
+    (["--seed", "-5"], "seed must be an integer >= 0 and <= 9223372036854775807 or None, got -5"),
+    (["--timeout-min", "-5"], "timeout_min must be an integer >= 1, got -5"),
+    (["--gpus", "-1"], "gpus must be an integer >= 0, got -1"),
+])
+def test_grid_submit_refuses_bad_settings_before_submitting(tmp_path, capsys, monkeypatch,
+                                                            flags, needle):
+    import hw2.grids
+
+    def no_executor(*args, **kwargs):
+        raise AssertionError("nothing may be submitted")
+
+    monkeypatch.setattr(hw2.grids, "make_executor", no_executor)
+    status = main(["grid-submit", "exp1_3", "--quick", "-o", str(tmp_path / "res"),
+                   "--log-dir", str(tmp_path / "logs"), "--cluster", "local", *flags])
+    err = capsys.readouterr().err
+    assert status == USAGE_ERROR and needle in err and len(err.strip().splitlines()) == 1
+    assert files_in(tmp_path) == []
