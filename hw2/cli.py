@@ -26,7 +26,7 @@ from hw2.training import Trainer
 from hw2.summaries import summarize
 from hw2.validation import ExperimentConfigError, UsageError
 
-__all__ = ["USAGE_ERROR", "DIVERGED", "INTERRUPTED", "BROKEN_PIPE", "PROG", "build_parser",
+__all__ = ["USAGE_ERROR", "DIVERGED", "WRITE_ERROR", "INTERRUPTED", "BROKEN_PIPE", "PROG", "build_parser",
            "main", "resume_hint"]
 
 #: Exit status of every failure the user can fix (bad flags, impossible configurations,
@@ -34,6 +34,8 @@ __all__ = ["USAGE_ERROR", "DIVERGED", "INTERRUPTED", "BROKEN_PIPE", "PROG", "bui
 USAGE_ERROR = 2
 #: Exit status of ``run-exp`` when training diverged (the result file records it).
 DIVERGED = 3
+#: Exit status of a write that failed during the work (a disk filling up mid-run).
+WRITE_ERROR = 1
 #: Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
 INTERRUPTED = 130
 #: Exit status when stdout was closed early, e.g. ``summarize | head`` (128 + SIGPIPE).
@@ -64,8 +66,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model type or data set, real data missing offline, a bad results folder) prints one
     paragraph on stderr and returns :data:`USAGE_ERROR` (2), without a traceback and without
     writing a result file. Ctrl-C prints one line saying how to resume and returns
-    :data:`INTERRUPTED` (130); a closed stdout (``summarize | head``) ends the command quietly
-    with :data:`BROKEN_PIPE` (141).
+    :data:`INTERRUPTED` (130); a write that fails during the work (a full disk) prints one
+    line naming the file and returns :data:`WRITE_ERROR` (1); a closed stdout
+    (``summarize | head``) ends the command quietly with :data:`BROKEN_PIPE` (141).
 
     :param argv: Arguments (default: ``sys.argv[1:]``).
     :return: The exit status.
@@ -86,6 +89,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return BROKEN_PIPE
+    except OSError as err:  # a write that failed mid-run (the checkpoint and result errors
+        # name their file; any other OSError names its own)
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"{PROG} {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return WRITE_ERROR
 
 
 def resume_hint(args: argparse.Namespace) -> str:

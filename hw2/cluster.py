@@ -2,8 +2,13 @@
 
 :class:`ClusterSettings` holds what a job asks for (executor, partition, time limit, GPUs,
 CPU cores, parallelism, conda environment), checked before anything is submitted;
-:func:`make_executor` turns it into a configured ``submitit.AutoExecutor``. This module knows
-nothing about grids: :func:`hw2.grids.submit_grid` hands it the jobs.
+:func:`make_executor` turns it into a configured ``submitit.AutoExecutor``;
+:func:`submit_array` submits a job array and turns the scheduler's refusal (an unknown
+partition, more GPUs than a node has) into one :class:`~hw2.validation.UsageError`, leaving no
+log folder behind; :func:`wait_for_jobs` waits for the jobs without needing accounting
+(``squeue``/``scontrol`` instead of ``sacct``), so a cancelled job ends the wait, and reports
+each failure in one line naming its log. This module knows nothing about grids:
+:func:`hw2.grids.submit_grid` hands it the jobs.
 
 submitit's pitfalls are handled here: ``AutoExecutor`` picks Slurm only when ``srun`` is on the
 PATH, the local executor's default time limit is 2 minutes, and it sets

@@ -33,7 +33,7 @@ from cs236781.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_tem
 from hw2.validation import ExperimentConfigError
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
-           "result_file_problem", "is_complete", "prepare_outputs", "remove_empty_folders",
+           "result_file_problem", "is_complete", "ResultWriteError", "prepare_outputs", "remove_empty_folders",
            "RunLock"]
 
 _FIT_FIELDS = FitResult._fields
@@ -85,6 +85,7 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
         (:func:`to_jsonable`).
     :param fit_res: The run's :class:`FitResult`.
     :return: The path of the file written.
+    :raises ResultWriteError: The file cannot be written (an ``OSError`` naming it).
     """
     if not isinstance(fit_res, FitResult):
         raise TypeError(f"fit_res must be a FitResult, got {type(fit_res).__name__}")
@@ -106,8 +107,25 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
                                           + ("" if batch is None else f", batch {batch}")
                                           + " (recorded as null)")
     payload = {"config": config, "results": results}
-    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
+    try:
+        atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False))
+    except OSError as err:
+        raise ResultWriteError(path, err) from err
     return path
+
+
+class ResultWriteError(OSError):
+    """A result file could not be written (e.g. a full disk); a file of that name is unchanged."""
+
+    def __init__(self, path: str, err: OSError):
+        reason = err.strerror or str(err) or type(err).__name__
+        super().__init__(err.errno, f"cannot write result file {path}: {reason}; the run's "
+                                    f"checkpoint (if it has one) is kept, so the same command "
+                                    f"again resumes instead of starting over")
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 _LOSSES = ("train_loss", "test_loss")

@@ -336,3 +336,25 @@ def test_grid_submit_refuses_bad_settings_before_submitting(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert status == USAGE_ERROR and needle in err and len(err.strip().splitlines()) == 1
     assert files_in(tmp_path) == []
+
+
+def test_a_full_disk_at_the_result_write_is_one_line_exit_1_naming_the_file(tmp_path, capsys,
+                                                                            monkeypatch):
+    import errno
+
+    import hw2.results
+
+    def disk_full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(hw2.results, "atomic_write_text", disk_full)
+    out = tmp_path / "r"
+    status = main(["run-exp", "-n", "full", "-o", str(out), "--checkpoints", str(tmp_path / "ck"),
+                   *TINY_FLAGS, "-K", "4", "-L", "1", "-P", "1"])
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and len(err.splitlines()) == 1, err
+    assert err == (f"python -m hw2.experiments run-exp: error: cannot write result file "
+                   f"{out / 'full_L1_K4.json'}: No space left on device; the run's checkpoint "
+                   f"(if it has one) is kept, so the same command again resumes instead of "
+                   f"starting over")
+    assert (tmp_path / "ck.pt").is_file()  # the best checkpoint survives the failed write
