@@ -11,7 +11,7 @@ model's buffers), with Adam. The kills land
 3. as soon as the best-accuracy file is rewritten (before or while the "last" file follows);
 4. in the middle of an epoch, some time after a checkpoint;
 5. right after an epoch header is printed;
-6. in the middle of the final epoch.
+6. in the final epoch, just after its header.
 
 After each kill the same command runs again; the final process runs to the end. The result
 file's FitResult must equal the one of the same command run once without interruption (and
@@ -104,7 +104,7 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
         yield "a rewrite of the best file", lambda run: _mtime(best) != best_before, 0.0
         yield "the last checkpoint of epoch 4", lambda run: (_epochs_done(last) or 0) >= 4, 0.4
         yield "the header of epoch 6", lambda run: 6 in _headers(run.log), 0.0
-        yield "the last checkpoint of epoch 7", lambda run: (_epochs_done(last) or 0) >= 7, 0.5
+        yield "the header of epoch 8", lambda run: EPOCHS in _headers(run.log), 0.1
 
     kills = []
     for n, (what, condition, delay) in enumerate(kill_points(), 1):
@@ -130,10 +130,13 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
     _, expected = load_experiment(tmp_path / "reference" / RESULT)
     print(f"resumed_from_epoch of the final process: {cfg['resumed_from_epoch']}; "
           f"test_acc {[round(a, 2) for a in fit.test_acc]}")
-    # The kills landed at different points, the last one in the final epoch.
+    # The kills landed at different points, the last one in the final epoch (or, on a fast
+    # machine, after it: the completed fit removed its last file and the run resumed from the
+    # best one, replaying the epochs after it).
     assert len({(k[3], k[4]) for k in kills}) >= 5
     assert kills[0][3] is None and kills[-1][4] == EPOCHS
-    assert cfg["resumed_from_epoch"] == kills[-1][3] == EPOCHS - 1
+    assert cfg["resumed_from_epoch"] == (kills[-1][3] if kills[-1][3] is not None
+                                         else _epochs_done(best))
     assert fit.num_epochs == EPOCHS and len(fit.train_loss) == len(expected.train_loss)
     assert_fit_equal(fit, expected)
     assert not last.exists() and best.exists()  # the completed fit removed its last file
