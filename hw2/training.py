@@ -803,9 +803,10 @@ class ClassifierTrainer(Trainer):
                              f"(x: (N, ...), y: (N,))")
         param = next((p for p in self.model.parameters() if p.is_floating_point()), None)
         if param is not None and x.dtype != param.dtype:
+            model_fix = f" or the model (model.to({x.dtype}))" if x.is_floating_point() else ""
             raise TypeError(f"{self._where()} has inputs x of dtype {x.dtype}, but the model's "
                             f"parameters are {param.dtype}: convert the data (e.g. "
-                            f"x.to({param.dtype})) or the model (model.to({x.dtype}))")
+                            f"x.to({param.dtype})){model_fix}")
 
     def _check_scores(self, scores: torch.Tensor, y: torch.Tensor) -> None:
         """Integer labels of the epoch's first batch lie in ``0..C-1`` (``scores: (N, C)``).

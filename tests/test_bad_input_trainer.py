@@ -65,7 +65,8 @@ CASES = [
      r"the model"),
     ("batch-uint8-images",
      lambda: _train((torch.zeros(4, 4, dtype=torch.uint8), torch.tensor([0, 1, 2, 0]))),
-     TypeError, r"inputs x of dtype torch\.uint8, but the model's parameters are torch\.float32"),
+     TypeError, r"inputs x of dtype torch\.uint8, but the model's parameters are torch\.float32: "
+                r"convert the data \(e\.g\. x\.to\(torch\.float32\)\)$"),
     ("experiment-trainer-float64-images",
      lambda: _train((_x(dtype=torch.float64), torch.tensor([0, 1, 2, 0])), ExperimentTrainer),
      TypeError, r"ExperimentTrainer: the batch 1 has inputs x of dtype torch\.float64"),
