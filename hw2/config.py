@@ -247,8 +247,9 @@ class ExperimentConfig:
         parse=parse_patience, none_text="0")
     checkpoints: Optional[str] = _field(
         None, "--checkpoints", check=_checkpoints, group=_TRAIN, metavar="NAME",
-        help="checkpoint file NAME.pt, saved when test accuracy improves; an interrupted run "
-             "with the same NAME resumes from it", grid=False, identity=False)
+        help="checkpoint files: NAME.last.pt after every epoch (exact resume), NAME.pt when "
+             "test accuracy improves; an interrupted run with the same NAME resumes from them",
+        grid=False, identity=False)
     lr: float = _field(1e-3, "--lr", check=_real(0.0, strict=True), help="Adam learning rate",
                        group=_TRAIN, parse=float)
     reg: float = _field(1e-3, "--reg", check=_real(0.0, strict=False),
