@@ -19,6 +19,7 @@ removes such leftovers of a folder, and only those no live writer holds locked.
 """
 import contextlib
 import os
+import stat
 import re
 import tempfile
 import time
@@ -42,6 +43,14 @@ TEMP_NAME_EXTRA = 2 + 8 + len(TEMP_SUFFIX)
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 
 PathLike = Union[str, os.PathLike]
+
+
+def _mode_for(target: Path) -> int:
+    """A rewritten file keeps its permissions (a user's chmod stands); a new one gets the umask's."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return new_file_mode()
 
 
 def new_file_mode() -> int:
@@ -93,7 +102,7 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
-        os.chmod(tmp, new_file_mode())
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

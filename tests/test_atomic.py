@@ -74,17 +74,17 @@ def test_hw2_and_cs236781_share_one_implementation():
 
 
 @pytest.mark.parametrize("write", ["atomic_write_text", "path"])
-def test_both_entry_points_take_the_umask_and_replace_private_modes(tmp_path, umask_027, write):
+def test_both_entry_points_keep_the_permissions_of_a_rewritten_file(tmp_path, umask_027, write):
     target = tmp_path / "nb.ipynb"
     target.write_text("old")
-    os.chmod(target, 0o600)  # a file an older version wrote privately gets the umask's mode
+    os.chmod(target, 0o604)  # the user's choice, not what the umask (0o027) would give
     if write == "path":
         with cs236781.atomic.atomic_path(target) as tmp:
             tmp.write_text("new")
     else:
         atomic.atomic_write_text(target, "new")
     assert target.read_text() == "new"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert stat.S_IMODE(target.stat().st_mode) == 0o604
 
 
 def test_atomic_path_syncs_what_the_caller_wrote(tmp_path, monkeypatch):
