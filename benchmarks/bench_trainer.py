@@ -12,7 +12,7 @@ import io
 import torch
 from torch import nn
 
-from benchmarks.timing import Row, interleaved_medians
+from benchmarks.timing import Row, bare_train_epoch, interleaved_medians
 from hw2.classifier import ArgMaxClassifier
 from hw2.cnn import CNN
 from hw2.datasets import make_synthetic
@@ -36,17 +36,7 @@ def _compare(name: str, base: nn.Module, batches, repeats: int, unit_note: str) 
             trainer.train_epoch(batches)
 
     def bare_loop():
-        model_b.train()
-        total_loss, correct = 0.0, 0
-        for x, y in batches:
-            opt_b.zero_grad()
-            scores = model_b(x)
-            loss = loss_fn(scores, y)
-            loss.backward()
-            opt_b.step()
-            total_loss += loss.item()
-            correct += int((scores.argmax(dim=1) == y).sum())
-        return total_loss, correct
+        return bare_train_epoch(model_b, loss_fn, opt_b, batches)
 
     t_trainer, t_bare = interleaved_medians([with_trainer, bare_loop], repeats=repeats, warmup=1)
     return Row(f"ClassifierTrainer.train_epoch vs bare loop ({unit_note})", t_trainer, t_bare,

@@ -55,7 +55,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from benchmarks.timing import interleaved_medians, synchronize
+from benchmarks.timing import bare_train_epoch, interleaved_medians, synchronize
 from hw2 import layers, optimizers
 from hw2.classifier import ArgMaxClassifier
 from hw2.cnn import CNN
@@ -553,17 +553,7 @@ def trainer_row(row: ProofRow, device: torch.device, sizes: Sizes) -> None:
             trainer.train_epoch(batches)
 
     def bare_loop():
-        model_b.train()
-        total_loss, correct = 0.0, 0
-        for x, y in batches:
-            opt_b.zero_grad()
-            scores = model_b(x)
-            loss = loss_fn(scores, y)
-            loss.backward()
-            opt_b.step()
-            total_loss += loss.item()
-            correct += int((scores.argmax(dim=1) == y).sum())
-        return total_loss, correct
+        return bare_train_epoch(model_b, loss_fn, opt_b, batches)
 
     t_trainer, t_bare = interleaved_medians([with_trainer, bare_loop], repeats=sizes.trainer_repeats,
                                             warmup=1, device=device)

@@ -75,3 +75,21 @@ def minor_faults() -> int:
     except ImportError:
         raise RuntimeError("counting page faults needs the resource module (Unix only)") from None
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def bare_train_epoch(model, loss_fn, optimizer, batches):
+    """The plain alternative to a trainer's epoch: the loop everyone writes by hand.
+
+    :return: ``(sum of batch losses, number of correct predictions)``.
+    """
+    model.train()
+    total_loss, correct = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        scores = model(x)
+        loss = loss_fn(scores, y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item()
+        correct += int((scores.argmax(dim=1) == y).sum())
+    return total_loss, correct
