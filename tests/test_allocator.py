@@ -2,8 +2,14 @@
 
 Oracle: the minor page-fault count of the kernel (``resource.getrusage``) for the same training
 steps in two fresh processes, one that calls :func:`retain_freed_memory` and one that does not.
+Each step is counted on its own. Without the setting, how much glibc gives back varies from
+step to step (some steps fault nothing, others 30,000 pages), so that side is the mean over
+eight steps; with it, the typical step faults nothing, but the kernel can add faults now and then
+that the allocator did not cause (automatic NUMA balancing unmaps pages to sample their use,
+which counts as minor faults), so that side is the median step.
 """
 import json
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -30,10 +36,11 @@ _PROBE = textwrap.dedent("""
         opt.step()
     for _ in range(3):
         step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
+    faults = []
+    for _ in range(8):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         step()
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     print(json.dumps({"tuned": tuned, "faults_per_step": faults}))
 """)
 
@@ -51,8 +58,10 @@ def test_training_steps_fault_far_fewer_pages_once_freed_memory_is_retained():
     assert tuned["tuned"] is True
     # Each step frees and re-allocates ~10 MiB of activations: without the setting glibc hands
     # them back to the kernel every step (thousands of faults); with it they stay mapped.
-    assert plain["faults_per_step"] > 1000, plain
-    assert tuned["faults_per_step"] * 10 < plain["faults_per_step"], (plain, tuned)
+    plain_mean = statistics.mean(plain["faults_per_step"])
+    tuned_median = statistics.median(tuned["faults_per_step"])
+    assert plain_mean > 1000, plain
+    assert tuned_median * 10 < plain_mean, (plain, tuned)
 
 
 def test_retain_freed_memory_reports_what_it_did(monkeypatch):
