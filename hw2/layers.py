@@ -378,7 +378,7 @@ class CrossEntropyLoss(Layer):
         y = self.grad_cache["y"]
         n = probs.shape[0]
         dx = probs.clone()
-        dx[torch.arange(n), y] -= 1.0
+        dx[torch.arange(n, device=dx.device), y] -= 1.0
         return dx * (_as_scalar(dout, probs) / n)
         # ====== END YOUR CODE ======
 
