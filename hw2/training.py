@@ -33,8 +33,8 @@ The first batch of every epoch is checked before it reaches torch (:class:`Class
 an ``(x, y)`` pair of tensors of one length, ``x`` in the parameters' dtype, labels within the
 score columns); the other batches run unchecked, at full speed.
 
-Checkpoints are read with ``torch.load(..., weights_only=True)``: only tensors and plain Python
-values are ever unpickled, so a checkpoint file cannot run code. A file that is not a torch
+Checkpoints are read to the CPU with ``torch.load(..., weights_only=True)``: only tensors and
+plain Python values are ever unpickled, so a checkpoint file cannot run code. A file that is not a torch
 archive, holds anything else, is truncated or malformed, or is a checkpoint of another
 architecture, another kind of trainer or another run (:attr:`Trainer.identity`) is refused
 with a ``ValueError`` naming the file; a failed write raises :class:`CheckpointWriteError`.
@@ -231,6 +231,8 @@ class Trainer(abc.ABC):
             state = self._resume_fit(checkpoint_file, num_epochs, loaders, print_every)
 
         for epoch in range(state.epochs_done, num_epochs):
+            if self._stops_early(state, early_stopping):
+                break  # resumed from the checkpoint of the epoch that stopped the fit early
             shown = self._is_print_epoch(epoch, num_epochs, print_every)
             if shown:
                 print(f"--- EPOCH {epoch + 1}/{num_epochs} ---")
@@ -250,7 +252,7 @@ class Trainer(abc.ABC):
             improved = state.update_best_acc(test_result.accuracy)
             if checkpoint_file is not None:
                 self._save_epoch(checkpoint_file, state, improved, loaders)
-            if early_stopping is not None and state.epochs_without_improvement >= early_stopping:
+            if self._stops_early(state, early_stopping):
                 if print_every:
                     print(f"*** Early stopping after epoch {epoch + 1}: the test loss has not "
                           f"improved for {early_stopping} epoch(s)")
@@ -279,6 +281,11 @@ class Trainer(abc.ABC):
             print(f"*** Resuming from {path}: {state.epochs_done} epoch(s) done, "
                   f"best test accuracy {best}")
         return state
+
+    @staticmethod
+    def _stops_early(state: FitState, early_stopping: Optional[int]) -> bool:
+        """Whether the test loss has not improved for ``early_stopping`` epochs (None: never)."""
+        return early_stopping is not None and state.epochs_without_improvement >= early_stopping
 
     @staticmethod
     def _is_print_epoch(epoch: int, num_epochs: int, print_every: int) -> bool:
@@ -431,9 +438,9 @@ class Trainer(abc.ABC):
         :raises OSError: It cannot be read (the message names the file).
         """
         ckpt.check_torch_file(path)
-        map_location = self.device if self.device is not None else "cpu"
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
+        try:  # to the CPU: torch takes random-number states only there; load_state_dict
+            # copies the weights (and optimizers their state) to the parameters' device
+            return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
             detail = next((line.strip() for line in str(err).splitlines()
                            if "GLOBAL" in line or "Unsupported" in line), "")

@@ -517,6 +517,68 @@ def test_non_checkpoint_file_is_refused(tmp_path):
         ScriptedTrainer().fit(loader(), loader(), 1, checkpoints=str(tmp_path / "junk"), print_every=0)
 
 
+@pytest.mark.parametrize("early_stopping, stop_epoch", [(1, 3), (2, 4)])
+def test_a_fit_killed_after_its_early_stop_checkpoint_resumes_to_the_same_stop(
+        tmp_path, early_stopping, stop_epoch):
+    # Mean test losses 5, 4, 4.5, 4.2, ...: no improvement after epoch 2, so the uninterrupted
+    # fit stops after epoch 2 + early_stopping.
+    losses = [5.0, 4.0, 4.5, 4.2, 4.0, 3.0, 3.5, 3.1, 3.2, 3.3]
+    args = (loader(n=3), loader(n=3))
+    kw = dict(num_epochs=10, early_stopping=early_stopping, print_every=0)
+    expected = ScriptedTrainer(test_losses=losses).fit(*args, **kw)
+    assert expected.num_epochs == stop_epoch
+
+    ckpt = str(tmp_path / "run")
+    killed = ScriptedTrainer(test_losses=losses)
+    real_save = killed.save_checkpoint
+
+    def save_then_die(name, **save_kw):
+        real_save(name, **save_kw)
+        if str(name).endswith(".last.pt") and save_kw["fit_state"].epochs_done == stop_epoch:
+            raise KeyboardInterrupt  # killed after the last checkpoint, before fit returned
+
+    killed.save_checkpoint = save_then_die
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(*args, checkpoints=ckpt, **kw)
+    assert Trainer.last_checkpoint_file(ckpt).is_file()
+
+    resumed = ScriptedTrainer(test_losses=losses)
+    resumed.test_epochs = stop_epoch  # the script continues where the checkpoint stopped
+    result = resumed.fit(*args, checkpoints=ckpt, **kw)
+    assert resumed.train_calls == 0  # the stopping criterion already held: no further epoch
+    assert result == expected
+    assert not Trainer.last_checkpoint_file(ckpt).exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*to a meta parameter:UserWarning")  # copies are no-ops
+def test_a_checkpoint_resumes_on_a_device_other_than_the_cpu(tmp_path):
+    # The random-number states must reach torch as CPU tensors whatever the trainer's device.
+    # "meta" stands for a GPU here: tensors that are not on the CPU, on a machine without one.
+    x, y = torch.randn(12, 4), torch.randint(0, 3, (12,))
+
+    def shuffling():
+        return DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True,
+                          generator=torch.Generator().manual_seed(1))
+
+    ckpt = str(tmp_path / "run")
+    model = nn.Linear(4, 3)
+    on_cpu = ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()))
+    expected = on_cpu.fit(shuffling(), shuffling(), num_epochs=1, checkpoints=ckpt, print_every=0)
+    saved = torch.load(Trainer.checkpoint_file(ckpt), weights_only=True)
+
+    meta_model = nn.Linear(4, 3).to("meta")
+    elsewhere = ClassifierTrainer(meta_model, nn.CrossEntropyLoss(),
+                                  torch.optim.Adam(meta_model.parameters()), device="meta")
+    torch.manual_seed(123)  # another process: another global state
+    dl_train, dl_test = shuffling(), shuffling()
+    dl_train.generator.manual_seed(7)
+    result = elsewhere.fit(dl_train, dl_test, num_epochs=1, checkpoints=ckpt, print_every=0)
+    assert result == expected
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+    assert torch.equal(dl_train.generator.get_state(), saved["rng"]["loaders"][0])
+    assert meta_model.weight.device.type == "meta"
+
+
 # ----------------------------------------------------------------------------------------------
 # LayerTrainer
 # ----------------------------------------------------------------------------------------------
