@@ -29,7 +29,7 @@ import torch
 
 __all__ = ["CHECKPOINT_FORMAT", "OLD_FORMATS", "CheckpointWriteError", "FIT_STATE_TYPES",
            "rng_states", "restore_rng_states", "check_torch_file", "check_payload",
-           "check_identity", "plain_identity", "read_error"]
+           "check_identity", "plain_identity", "read_error", "fit_state_problem"]
 
 #: Marks files written by :meth:`hw2.training.Trainer.save_checkpoint` (and their layout).
 CHECKPOINT_FORMAT = "hw2.training.checkpoint/2"
@@ -62,6 +62,17 @@ class CheckpointWriteError(OSError):
 
     def __str__(self) -> str:
         return self.strerror
+
+    def __reduce__(self):
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(cls, args: tuple, attrs: dict) -> OSError:
+    """Unpickle an ``OSError`` subclass whose ``__init__`` takes other arguments."""
+    err = cls.__new__(cls)
+    OSError.__init__(err, *args)
+    err.__dict__.update(attrs)
+    return err
 
 
 def read_error(path: Path, err: OSError) -> OSError:
@@ -175,9 +186,11 @@ def _payload_problem(payload: dict, trainer_kind: str) -> Optional[str]:
     problem = _model_state_problem(payload["model_state"], kind)
     if problem is None and payload["fit_state"] is not None:
         problem = fit_state_problem(payload["fit_state"]) or _rng_problem(payload["rng"])
-    if problem is None and payload["identity"] is not None and \
-            not isinstance(payload["identity"], dict):
-        problem = f"identity must be a dict or None, got {type(payload['identity']).__name__}"
+    if problem is None:
+        try:
+            plain_identity(payload["identity"])
+        except TypeError as err:
+            problem = str(err)
     return problem
 
 
@@ -197,6 +210,14 @@ def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+#: How each kind of :data:`FIT_STATE_TYPES` value is checked, and what the message expects.
+_FIELD_CHECKS = {"count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                 "numbers": lambda v: isinstance(v, list) and all(map(_is_number, v)),
+                 "optional number": lambda v: v is None or _is_number(v)}
+_FIELD_EXPECTED = {"count": "an integer >= 0", "numbers": "a list of numbers",
+                   "optional number": "a number or None"}
+
+
 def fit_state_problem(state) -> Optional[str]:
     """What is wrong with a saved ``fit_state`` (fields, types, list lengths), or None."""
     if not isinstance(state, dict):
@@ -207,13 +228,8 @@ def fit_state_problem(state) -> Optional[str]:
         return f"fit_state fields differ: missing {missing}, unexpected {extra}"
     for key, kind in FIT_STATE_TYPES.items():
         value = state[key]
-        ok = {"count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-              "numbers": lambda v: isinstance(v, list) and all(map(_is_number, v)),
-              "optional number": lambda v: v is None or _is_number(v)}[kind](value)
-        if not ok:
-            expected = {"count": "an integer >= 0", "numbers": "a list of numbers",
-                        "optional number": "a number or None"}[kind]
-            return f"fit_state.{key} must be {expected}, got {value!r:.60}"
+        if not _FIELD_CHECKS[kind](value):
+            return f"fit_state.{key} must be {_FIELD_EXPECTED[kind]}, got {value!r:.60}"
     n = state["epochs_done"]
     for key in ("train_acc", "test_acc"):
         if len(state[key]) != n:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from cs236781.train_results import FitResult
-from cs236781.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
+from hw2.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
 from hw2.validation import ExperimentConfigError
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
@@ -87,6 +87,8 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
     :return: The path of the file written.
     :raises ResultWriteError: The file cannot be written (an ``OSError`` naming it).
     """
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a dict of the run's settings, got {type(cfg).__name__}")
     if not isinstance(fit_res, FitResult):
         raise TypeError(f"fit_res must be a FitResult, got {type(fit_res).__name__}")
     for key in ("filters_per_layer", "layers_per_block"):
@@ -126,6 +128,17 @@ class ResultWriteError(OSError):
 
     def __str__(self) -> str:
         return self.strerror
+
+    def __reduce__(self):
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(cls, args: tuple, attrs: dict) -> OSError:
+    """Unpickle an ``OSError`` subclass whose ``__init__`` takes other arguments."""
+    err = cls.__new__(cls)
+    OSError.__init__(err, *args)
+    err.__dict__.update(attrs)
+    return err
 
 
 _LOSSES = ("train_loss", "test_loss")
@@ -259,9 +272,9 @@ def _prepare_folder(folder: str, what: str, created: List[str]) -> None:
     if not os.path.isdir(parent):
         raise ExperimentConfigError(f"{what} {folder!r} cannot be created: {parent!r} is a "
                                     f"file, not a folder")
+    created.extend(reversed(missing))  # before makedirs: it may fail after making some
     try:
         os.makedirs(folder, exist_ok=True)
-        created.extend(reversed(missing))
         fd, probe = tempfile.mkstemp(prefix=".hw2-write-probe.", suffix=".tmp", dir=folder)
         try:
             os.write(fd, b"probe")
@@ -347,20 +360,35 @@ class RunLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            try:  # the previous holder may have removed the file between our open and lock
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+                taken = self._lock_and_sign(fd)
+            except BaseException:
+                os.close(fd)  # frees the lock if it was taken
+                raise
+            if taken:
                 self._fd = fd
                 return True
             os.close(fd)
+            if taken is None:
+                return False
+
+    def _lock_and_sign(self, fd: int) -> Optional[bool]:
+        """Lock the open lock file ``fd`` and write the holder into it.
+
+        :return: True when taken; None when another process holds it; False when the file was
+            removed (by the previous holder, between our open and lock): open it again.
+        """
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+        return same
 
     def holder(self) -> str:
         """Who holds the lock, as its file says (``pid@host``), or ``'?'``."""

@@ -91,6 +91,9 @@ class TrainingDiverged(FloatingPointError):
         self.epoch, self.batch, self.loss = epoch, batch, loss
         self.fit_result: Optional[FitResult] = None
 
+    def __reduce__(self):
+        return type(self), (str(self), self.epoch, self.batch, self.loss), self.__dict__
+
 
 def _check_epoch_kwargs(kw: Dict[str, Any], where: str) -> None:
     unknown = sorted(set(kw) - set(_EPOCH_KWARGS))

@@ -4,7 +4,9 @@ The loop logic (accuracy bookkeeping, batch limits, early stopping, printing, ch
 tested with a scripted fake trainer whose batches return known results; the two real
 trainers are tested against hand counts and against an independent autograd/torch.optim step.
 """
+import math
 import os
+import pickle
 
 import pytest
 import torch
@@ -205,6 +207,17 @@ def test_inf_training_loss_outside_fit_names_the_batch():
     trainer = ScriptedTrainer(train_loss=lambda k: float("inf") if k == 2 else 1.0)
     with pytest.raises(FloatingPointError, match=r"inf at batch 2"):
         trainer.train_epoch(loader(), verbose=False)
+
+
+def test_training_diverged_survives_pickling_with_its_fields():
+    trainer = ScriptedTrainer(train_loss=lambda k: float("nan") if k == 3 else 1.0)
+    with pytest.raises(training.TrainingDiverged) as info:
+        trainer.fit(loader(n=4, batch_size=2), loader(n=2), num_epochs=3, print_every=0)
+    err = info.value
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is training.TrainingDiverged and str(back) == str(err)
+    assert (back.epoch, back.batch) == (2, 1) and math.isnan(back.loss)
+    assert back.fit_result == err.fit_result and back.fit_result.num_epochs == 1
 
 
 @pytest.mark.parametrize("kwargs, exc, needle", [

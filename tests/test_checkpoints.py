@@ -1,0 +1,58 @@
+"""Tests for hw2.checkpoints: how a checkpoint's contents are checked, and its write error.
+
+Writing and resuming checkpoints through a trainer is tested in test_training.py and
+test_resume.py.
+"""
+import errno
+import pickle
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import hw2.checkpoints as checkpoints
+from hw2.checkpoints import CheckpointWriteError
+from hw2.training import ClassifierTrainer, Trainer
+
+
+def trainer(identity=None):
+    model = nn.Linear(4, 3)
+    return ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                             identity=identity)
+
+
+def one_epoch_checkpoint(tmp_path):
+    """The name of a checkpoint written by a one-epoch fit, and its payload."""
+    data = TensorDataset(torch.randn(6, 4), torch.randint(0, 3, (6,)))
+    name = str(tmp_path / "run")
+    trainer({"seed": 1}).fit(DataLoader(data, batch_size=3), DataLoader(data, batch_size=3),
+                             num_epochs=1, checkpoints=name, print_every=0)
+    return name, torch.load(Trainer.checkpoint_file(name), weights_only=True)
+
+
+@pytest.mark.parametrize("identity", [{1: "seed"}, {"seed": torch.tensor(1)}, {"K": [8, {2: 3}]}])
+def test_a_checkpoint_whose_identity_is_not_plain_values_is_malformed(tmp_path, identity):
+    name, payload = one_epoch_checkpoint(tmp_path)
+    path = Trainer.checkpoint_file(name)
+    payload["identity"] = identity
+    with pytest.raises(ValueError, match=r"is malformed: identity"):
+        checkpoints.check_payload(payload, path, "torch")
+    torch.save(payload, path)
+    for reader in (trainer({"seed": 1}), trainer()):  # with and without an identity of its own
+        with pytest.raises(ValueError, match=rf"checkpoint {path} is malformed: identity"):
+            reader.resume_from(name)
+
+
+def test_a_plain_identity_passes_the_payload_check(tmp_path):
+    name, payload = one_epoch_checkpoint(tmp_path)
+    assert payload["identity"] == {"seed": 1}
+    checkpoints.check_payload(payload, Trainer.checkpoint_file(name), "torch")  # no error
+    assert trainer({"seed": 1}).resume_from(name).epochs_done == 1
+
+
+def test_checkpoint_write_error_survives_pickling(tmp_path):
+    err = CheckpointWriteError(tmp_path / "run.pt", OSError(errno.ENOSPC, "No space left on device"))
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is CheckpointWriteError
+    assert str(back) == str(err) and back.errno == errno.ENOSPC and back.path == err.path
