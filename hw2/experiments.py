@@ -40,10 +40,12 @@ from hw2.config import (
     EXPERIMENT_PARAMS, LOADERS, MODEL_TYPE_NAMES, ExperimentConfig, add_arguments,
     expand_channels,
 )
-from hw2.datasets import SYNTHETIC_BANNER, data_root, dataset_info, load_dataset
+from hw2.datasets import SYNTHETIC_BANNER, DatasetUnavailableError, data_root, dataset_info
+from hw2.datasets import load_dataset
 from hw2.devices import cudnn_benchmark, resolve_device, resolve_fast_paths
 from hw2.mlp import MLP
-from hw2.results import load_experiment, result_filename, save_experiment, to_jsonable
+from hw2.results import RunLock, prepare_outputs, remove_empty_folders, result_filename
+from hw2.results import load_experiment, save_experiment, to_jsonable
 from hw2.tensor_data import TensorLoader, dataset_tensors
 from hw2.training import ClassifierTrainer, ExperimentTrainer, Trainer, TrainingDiverged
 from hw2.validation import ExperimentConfigError, UsageError, check_int
@@ -63,18 +65,13 @@ __all__ = [
 #: (read when this module is imported; :func:`hw2.datasets.data_root` reads it on each call).
 DATA_DIR = os.fspath(data_root())
 
-# ==============================================================================================
-# Part 3: MLP depth/width experiment
-# ==============================================================================================
+# -- Part 3: MLP depth/width experiment -------------------------------------------------------
 
 #: Every hyperparameter of :func:`mlp_experiment` except depth, width and epochs. Chosen on the
 #: Part 3 moons data: tanh keeps narrow, deep networks trainable (ReLU units of width 2 die and
 #: leave a constant classifier), and Adam with a little weight decay converges within 10 epochs.
-MLP_EXPERIMENT_HP: Dict[str, Union[str, float]] = dict(
-    activation="tanh",
-    lr=5e-3,
-    weight_decay=1e-3,
-)
+MLP_EXPERIMENT_HP: Dict[str, Union[str, float]] = dict(activation="tanh", lr=5e-3,
+                                                       weight_decay=1e-3)
 
 
 def mlp_experiment(
@@ -164,9 +161,7 @@ def _accuracy(model: BinaryClassifier, x: Tensor, y: Tensor) -> float:
     return 100.0 * (y_hat.long() == y.long()).double().mean().item()
 
 
-# ==============================================================================================
-# Part 5: CNN architecture experiments
-# ==============================================================================================
+# -- Part 5: CNN architecture experiments -----------------------------------------------------
 
 #: ``model_type`` names of :func:`cnn_experiment` and the classes they build.
 MODEL_TYPES: Dict[str, type] = {"cnn": CNN, "resnet": ResNet, "ycn": YourCNN}
@@ -225,27 +220,28 @@ def cnn_experiment(
     arguments of the model's constructor (e.g. ``conv_params``, ``batchnorm``, ``dropout``).
     ``filters_per_layer=None`` means ``[64]`` and ``hidden_dims=None`` ``[1024]``.
 
-    Everything is checked before training starts: an invalid value, an unknown model type or
-    an architecture whose feature maps shrink to nothing raises
-    :class:`ExperimentConfigError` (a ``ValueError``; for a value of the wrong type, its
-    ``TypeError`` flavour) and a missing real data set raises
-    :class:`~hw2.datasets.DatasetUnavailableError`; in both cases no file is written.
+    Everything is checked before training starts: an invalid value, an unknown model type,
+    an architecture whose feature maps shrink to nothing or folders that cannot be written
+    (:func:`~hw2.results.prepare_outputs`) raise :class:`ExperimentConfigError` (a
+    ``ValueError``; for a value of the wrong type, its ``TypeError`` flavour) and a missing real
+    data set :class:`~hw2.datasets.DatasetUnavailableError`, leaving no file or new folder.
+    The run is locked as ``run-exp`` locks it (:class:`~hw2.results.RunLock`): another process
+    (a second notebook kernel) starting the same result file meanwhile gets a UsageError.
 
-    The result file ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` holds
+    The result file ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json``, written atomically, holds
     ``{"config": {...}, "results": FitResult._asdict()}``: the config has every field of the
-    configuration (``seed`` as used, drawn at random when None; ``bs_test`` and ``dataset``
-    as used), the model arguments (``kw``), the channel list, the device, the torch version,
-    the wall time and the fast paths that were on. It is written atomically.
+    configuration (``seed``, drawn at random when None, ``bs_test`` and ``dataset`` as used),
+    the model arguments (``kw``), channels, device, torch version, wall time and fast paths.
 
-    A run whose training loss becomes NaN or infinite stops there and is recorded as diverged:
-    ``config["diverged"]`` is ``{"epoch", "batch", "loss", "message"}`` (None for a normal
-    run) and ``results`` holds only the epochs completed before the divergence, so no
-    accuracy of a broken model is ever written. A warning goes to stderr.
+    A run whose training loss becomes NaN or infinite stops there, warns on stderr and is
+    recorded as diverged: ``config["diverged"]`` is ``{"epoch", "batch", "loss", "message"}``
+    (None for a normal run) and ``results`` holds only the epochs before the divergence.
 
     :param verbose: Print epoch lines and progress bars.
     :return: ``ExperimentRun(path, config, result)``.
     :raises ExperimentConfigError: For a configuration that cannot run.
     :raises DatasetUnavailableError: When a real data set is missing and cannot be downloaded.
+    :raises UsageError: When another process is computing the same run.
     """
     settings = dict(
         run_name=run_name, out_dir=out_dir, seed=seed, device=device, bs_train=bs_train,
@@ -253,11 +249,28 @@ def cnn_experiment(
         checkpoints=checkpoints, lr=lr, reg=reg, filters_per_layer=filters_per_layer,
         layers_per_block=layers_per_block, pool_every=pool_every, hidden_dims=hidden_dims,
         model_type=model_type, **kw)
-    return run_experiment(ExperimentConfig.from_kwargs(settings), verbose=verbose)
+    config = ExperimentConfig.from_kwargs(settings)
+    ck = () if config.checkpoints is None else (Trainer.checkpoint_file(config.checkpoints),
+                                                Trainer.last_checkpoint_file(config.checkpoints))
+    created, lock = prepare_outputs(config.result_path, ck), RunLock(config.result_path)
+    try:
+        if not lock.acquire():
+            raise UsageError(f"another process ({lock.holder()}) is computing this run now "
+                             f"(lock {lock.path}); wait for it or choose another run_name/out_dir")
+        return run_experiment(config, verbose=verbose)
+    except (ExperimentConfigError, DatasetUnavailableError, UsageError):
+        lock.release()  # first, so that its folder is empty again
+        remove_empty_folders(created)  # refused before training: leave no folder behind
+        raise
+    finally:
+        lock.release()
 
 
 def run_experiment(config: ExperimentConfig, verbose: bool = True) -> ExperimentRun:
     """Run one configuration and write its result file (see :func:`cnn_experiment`).
+
+    The caller prepares the folders and holds the run's lock (:func:`cnn_experiment`, ``run-exp``
+    and the grid runners do); here only ``out_dir`` is checked before training.
 
     :param config: The run's settings.
     :param verbose: Print epoch lines and progress bars.
@@ -404,15 +417,14 @@ def _resume(trainer: Trainer, checkpoints: Optional[str], epochs: int) -> Option
     """
     if checkpoints is None:
         return None
+    refused = f"cannot resume from checkpoint {Trainer.checkpoint_file(checkpoints)}"
     try:
         progress = trainer.resume_from(checkpoints)
     except (ValueError, OSError) as err:
-        raise ExperimentConfigError(f"cannot resume from checkpoint "
-                                    f"{Trainer.checkpoint_file(checkpoints)}: {err}") from None
+        raise ExperimentConfigError(f"{refused}: {err}") from None
     if progress is not None and progress.epochs_done > epochs:
-        raise ExperimentConfigError(f"cannot resume from checkpoint "
-                                    f"{Trainer.checkpoint_file(checkpoints)}: it holds "
-                                    f"{progress.epochs_done} epochs, more than --epochs {epochs}")
+        raise ExperimentConfigError(f"{refused}: it holds {progress.epochs_done} epochs, more "
+                                    f"than --epochs {epochs}")
     return None if progress is None else progress.epochs_done
 
 
@@ -421,10 +433,8 @@ _SPLITS_CACHE: Dict[Tuple[str, str], tuple] = {}
 
 
 def _load_splits(name: str, verbose: bool):
-    """:func:`hw2.datasets.load_dataset`, remembered for the next run of the same process.
-
-    The loaders only read the data sets, so runs can share them.
-    """
+    """:func:`hw2.datasets.load_dataset`, remembered for the next run of the same process
+    (the loaders only read the data sets, so runs can share them)."""
     key = (name, str(data_root()))
     if key not in _SPLITS_CACHE:
         _SPLITS_CACHE.clear()  # keep at most one data set in memory

@@ -42,6 +42,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, 
 
 from hw2.cluster import ClusterSettings, make_executor, submit_array
 from hw2.config import ExperimentConfig
+from hw2.datasets import DatasetUnavailableError, data_root, dataset_info, load_dataset
 from hw2.experiments import run_experiment
 from hw2.jobs import CheckpointableJob
 from hw2.results import (
@@ -268,9 +269,7 @@ def run_grid(grid: Union[str, Grid], out_dir: Union[str, Path] = "results",
     outcomes = []
     for i, (run, config) in enumerate(zip(grid.runs, configs), 1):
         label = f"[{grid.name} {i}/{len(grid)}] {run.stem}"
-        if verbose and not is_complete(config.result_path):
-            print(f"{label} (model={run.model_type}, pool_every={run.pool_every})")
-        status = run_locked(config, verbose)
+        status = run_locked(config, verbose, label=label if verbose else None)
         if verbose and status == SKIPPED:
             print(f"{label}: complete result file exists, skipped")
         elif status == LOCKED:
@@ -280,7 +279,8 @@ def run_grid(grid: Union[str, Grid], out_dir: Union[str, Path] = "results",
     return outcomes
 
 
-def run_locked(config: ExperimentConfig, verbose: bool = True) -> str:
+def run_locked(config: ExperimentConfig, verbose: bool = True,
+               label: Optional[str] = None) -> str:
     """Run one grid configuration unless it is complete or another process holds it.
 
     Without ``config.checkpoints`` the run checkpoints to ``{out_dir}/checkpoints/{stem}``
@@ -289,6 +289,9 @@ def run_locked(config: ExperimentConfig, verbose: bool = True) -> str:
     trains; the run's lock is held from before the completeness check until the result is
     written, so no other process trains it meanwhile or reads its checkpoint.
 
+    :param label: When given, printed with the model type and ``pool_every`` as the run's
+        start line, once this process holds the lock and is about to train it (never for a
+        run that is skipped or held elsewhere).
     :return: :data:`DONE`, :data:`SKIPPED` or :data:`LOCKED`.
     """
     if is_complete(config.result_path):
@@ -305,6 +308,9 @@ def run_locked(config: ExperimentConfig, verbose: bool = True) -> str:
     try:
         if is_complete(config.result_path):  # finished by the process that held it before
             return SKIPPED
+        if label is not None:
+            print(f"{label} (model={config.model_type}, pool_every={config.pool_every})",
+                  flush=True)
         run_experiment(config, verbose=verbose)
         if own_checkpoint:
             Trainer.remove_checkpoints(config.checkpoints)
@@ -334,6 +340,32 @@ def run_grid_job(spec: dict) -> str:
 
 # -- Slurm (or local) job arrays through submitit -------------------------------------------
 
+#: Data sets that need no files: built by code (synthetic) or shipped with scikit-learn (digits).
+_NO_FILES_DATASETS = ("digits", "synthetic")
+
+
+def _offline_data_problem(settings: dict, n_jobs: int) -> Optional[str]:
+    """Why the jobs could not load their data set from disk (None when they can).
+
+    The check a run makes (:func:`~hw2.datasets.load_dataset` from the data folder), but
+    without downloading: a compute node often has no internet, and many jobs downloading into
+    one folder at once would clash. Data sets of ``_NO_FILES_DATASETS`` are not loaded.
+    """
+    name = dataset_info(settings.get("dataset")).name
+    if name in _NO_FILES_DATASETS:
+        return None
+    try:
+        load_dataset(name, download=False, verbose=False)
+    except DatasetUnavailableError:
+        return (f"the {name} data set is not in the data folder {data_root()} "
+                f"($HW2_DATA_DIR, else ~/.pytorch-datasets), so each of the {n_jobs} job(s) "
+                f"would fail loading it; nothing was submitted. Download it first (on a machine "
+                f"with internet: python -c \"from hw2.datasets import load_dataset; "
+                f"load_dataset('{name}')\"), point HW2_DATA_DIR at a folder that holds it, or "
+                f"choose --dataset digits or --dataset synthetic")
+    return None
+
+
 class SubmittedRun(NamedTuple):
     """A run :func:`submit_grid` handed to submitit (``job`` is None on a dry run)."""
 
@@ -356,9 +388,11 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
     exist, at most ``gpus``) and is killed after ``timeout_min`` minutes; a killed job's run
     resumes from its checkpoint when submitted again. Runs whose result file is complete
     are not submitted. Every setting (each run's configuration and the cluster settings) is
-    checked, and ``out_dir`` created and probed, before anything is submitted; a refusal by
-    the scheduler (unknown partition, too many GPUs) is a :class:`UsageError` that leaves no
-    log folder or results folder behind.
+    checked, the real data set (``cifar10``, ``mnist``, ``fashion-mnist``) must load from the
+    data folder without a download, and ``out_dir`` is created and probed, before anything is
+    submitted (a dry run prints the data problem as a warning); a refusal by the scheduler
+    (unknown partition, too many GPUs) is a :class:`UsageError` that leaves no log folder or
+    results folder behind.
 
     :param names: Grid name(s), :class:`Grid` object(s) or ``'all'``.
     :param out_dir: The results folder (the jobs write there).
@@ -375,6 +409,8 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
     :param file: Where to print (default: stdout).
     :return: ``(cluster, submitted)``: the executor kind (None on a dry run without
         submitit) and one :class:`SubmittedRun` per pending run.
+    :raises DatasetUnavailableError: The data set is not in the data folder (one line naming
+        it, the folder and the fixes); nothing is created or submitted.
     """
     file = file or sys.stdout
     settings = grid_settings() if settings is None else settings
@@ -389,7 +425,10 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
                 print(f"{run.stem}: complete result file exists, not submitted", file=file)
             else:
                 pending.append((run, dict(spec, verbose=True)))
+    problem = _offline_data_problem(settings, len(pending)) if pending else None
     if dry_run:
+        if problem:
+            print(f"Dry run: WARNING: {problem}", file=file)
         print(f"Dry run: {len(pending)} run(s) would be submitted "
               f"(cluster={cluster or 'auto'}, partition={partition}, timeout_min={timeout_min}, "
               f"gpus={gpus}, cpus={cpus}):", file=file)
@@ -399,6 +438,8 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
     if not pending:
         print("Nothing to submit: every run has a complete result file.", file=file)
         return cluster, []
+    if problem:  # before any folder exists or sbatch runs: every job would die on it
+        raise DatasetUnavailableError(problem)
     # The jobs write into out_dir: it must be writable before anything is submitted (and is
     # left as it was when the scheduler refuses the array).
     created = prepare_outputs(os.path.join(str(out_dir), pending[0][0].filename))

@@ -174,12 +174,63 @@ def test_out_dir_that_is_a_file_is_rejected(tmp_path):
         cnn_experiment("x", out_dir=target, **TINY)
 
 
+def test_a_run_another_process_holds_is_refused_before_training(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    out.mkdir()
+    holder = results.RunLock(out / "held_L1_K4-8.json")  # e.g. a second notebook kernel's run
+    assert holder.acquire()
+    fit = training.Trainer.fit
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training must not start")
+
+    monkeypatch.setattr(training.Trainer, "fit", refuse)
+    try:
+        with pytest.raises(experiments.UsageError) as info:
+            cnn_experiment("held", out_dir=out, seed=0, **TINY)
+    finally:
+        holder.release()
+    assert str(info.value) == (f"another process ({os.getpid()}@{os.uname().nodename}) is "
+                               f"computing this run now (lock {holder.path}); wait for it or "
+                               f"choose another run_name/out_dir")
+    assert _leftovers(out) == []
+    monkeypatch.setattr(training.Trainer, "fit", fit)
+    run = cnn_experiment("held", out_dir=out, seed=0, **TINY)  # free again: it runs
+    assert _leftovers(out) == ["held_L1_K4-8.json"]  # and its own lock is gone
+    assert run.result.num_epochs == TINY["epochs"]
+
+
+def test_the_run_is_locked_while_it_trains(tmp_path, monkeypatch):
+    seen = []
+    fit = training.Trainer.fit
+
+    def fit_and_look(self, *args, **kwargs):
+        other = results.RunLock(tmp_path / "busy_L1_K4-8.json")
+        seen.append(other.acquire())
+        other.release()
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.Trainer, "fit", fit_and_look)
+    cnn_experiment("busy", out_dir=tmp_path, seed=0, **TINY)
+    assert seen == [False]
+    assert _leftovers(tmp_path) == ["busy_L1_K4-8.json"]
+
+
+def test_a_checkpoint_folder_that_is_a_file_fails_before_training(tmp_path, no_training):
+    (tmp_path / "a-file").write_text("x")
+    out = tmp_path / "results"
+    with pytest.raises(ExperimentConfigError, match=r"checkpoint folder '\S*/a-file' is not a "
+                                                    r"folder \(it exists as a file\)"):
+        cnn_experiment("ck", out_dir=out, checkpoints=str(tmp_path / "a-file" / "ck"), **TINY)
+    assert not out.exists()  # the results folder it had created is removed again
+
+
 def test_missing_real_data_raises_before_training_and_writes_nothing(tmp_path, offline_data):
     # Any download attempt goes to a closed local port and fails at once, online or not.
     out = tmp_path / "results"
     with pytest.raises(DatasetUnavailableError, match="HW2_DATA_DIR"):
         cnn_experiment("nodata", out_dir=out, seed=0, **{**TINY, "dataset": "cifar10"})
-    assert _leftovers(out) == []
+    assert _leftovers(out) == [] and not out.exists()
 
 
 # -- checkpoints ------------------------------------------------------------------------------

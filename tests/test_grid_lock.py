@@ -66,7 +66,31 @@ def test_run_grid_skips_a_run_another_process_holds(tmp_path, capsys, no_trainin
     assert [o.status for o in outcomes] == [grids.LOCKED] * 4
     out = capsys.readouterr().out
     assert out.count("another process is computing it") == 4
+    assert "(model=" not in out  # no start line for a run that is not trained here
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_run_grid_prints_a_start_line_only_for_the_runs_it_trains(tmp_path, capsys):
+    grid = grids.Grid("tiny", "two tiny runs", (grids.GridRun("tiny", "cnn", (4,), 1, 1, (8,)),
+                                                 grids.GridRun("tiny", "cnn", (4, 8), 1, 1, (8,))))
+    settings = dict(dataset="digits", seed=0, bs_train=32, bs_test=64, batches=2, epochs=1,
+                    early_stopping=None)
+    held, free = grid.runs
+    holder = RunLock(tmp_path / held.filename)  # "another process" holds the first run
+    assert holder.acquire()
+    try:
+        outcomes = grids.run_grid(grid, tmp_path, settings)
+    finally:
+        holder.release()
+    assert [o.status for o in outcomes] == [grids.LOCKED, grids.DONE]
+    lines = capsys.readouterr().out.splitlines()
+    starts = [line for line in lines if line.endswith("(model=cnn, pool_every=1)")]
+    assert starts == ["[tiny 2/2] tiny_L1_K4-8 (model=cnn, pool_every=1)"]
+    locked = [i for i, line in enumerate(lines) if line.startswith("[tiny 1/2] tiny_L1_K4:")]
+    assert len(locked) == 1 and "another process is computing it" in lines[locked[0]]
+    written = [i for i, line in enumerate(lines) if "tiny_L1_K4-8.json written" in line]
+    assert locked[0] < lines.index(starts[0]) < written[0]  # the start line opens its own run
+    assert not (tmp_path / held.filename).exists()
 
 
 @pytest.mark.slow
@@ -89,7 +113,7 @@ def test_two_grid_runs_on_one_folder_train_every_run_exactly_once(tmp_path):
         trained = [len(re.findall(rf"Output file \S*{re.escape(stem)}\.json written", out))
                    for out, _ in outputs]
         assert sum(trained) == 1, (stem, trained)  # written by exactly one process
-        assert sum(starts) >= 1
+        assert starts == trained, (stem, starts)  # ... which alone announced it
     # The lone oracle: the same grid in a fresh folder, one process.
     lone = helpers.run_cli("grid-run", *GRID, "-o", tmp_path / "lone", cwd=tmp_path,
                            env=dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))

@@ -430,3 +430,64 @@ def test_grid_run_removes_stale_temporary_files_of_killed_writes(tmp_path):
     assert not any(p.exists() for p in stale)
     assert sorted(p.name for p in out.rglob("*")) == sorted(
         ["checkpoints"] + [f"exp1_3_L{l}_K64-128-256.json" for l in (1, 2, 3, 4)])
+
+
+# -- the data set is checked before anything is submitted (a fake Slurm on PATH) ---------------
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """PATH holds only a fake ``srun`` and a fake ``sbatch`` that records each call in the
+    returned file and answers as Slurm does; no real scheduler can be reached."""
+    pytest.importorskip("submitit")
+    fakes, calls = tmp_path / "fake-slurm", tmp_path / "sbatch-calls"
+    fakes.mkdir()
+    for name, body in (("srun", "exit 0"),
+                       ("sbatch", f'echo "$@" >> "{calls}"\necho "Submitted batch job 4242"')):
+        (fakes / name).write_text(f"#!/bin/sh\n{body}\n")
+        (fakes / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(fakes))
+    return calls
+
+
+def _grid_submit(tmp_path, dataset, *flags):
+    from hw2.cli import main
+    return main(["grid-submit", "exp1_3", "--quick", "--dataset", dataset, "--cluster", "slurm",
+                 "-o", str(tmp_path / "res"), "--log-dir", str(tmp_path / "logs"), *flags])
+
+
+def test_grid_submit_of_missing_real_data_fails_in_one_line_before_any_sbatch_or_folder(
+        tmp_path, fake_slurm, offline_data, capsys):
+    assert _grid_submit(tmp_path, "cifar10") == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("python -m hw2.experiments grid-submit: error: the cifar10 data "
+                               f"set is not in the data folder {offline_data} ")
+    assert "each of the 4 job(s) would fail" in lines[0]
+    assert "--dataset digits or --dataset synthetic" in lines[0] and "HW2_DATA_DIR" in lines[0]
+    assert not fake_slurm.exists()  # sbatch never ran
+    assert not (tmp_path / "res").exists() and not (tmp_path / "logs").exists()
+    assert not offline_data.exists()  # nothing was downloaded (or attempted into it)
+
+    # A dry run submits nothing either way: it names the problem as a warning.
+    assert _grid_submit(tmp_path, "cifar10", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "Dry run: WARNING: the cifar10 data set is not in the data folder" in out
+    assert out.count("python -m hw2.experiments run-exp") == 4 and not fake_slurm.exists()
+
+
+@pytest.mark.parametrize("dataset, loaded", [("digits", False), ("synthetic", False),
+                                             ("cifar10", True)])
+def test_grid_submit_submits_once_the_data_set_is_available(tmp_path, fake_slurm, offline_data,
+                                                            monkeypatch, capsys, dataset, loaded):
+    calls = []
+
+    def found_on_disk(name, **kwargs):  # stands in for CIFAR-10 files present on disk
+        calls.append((name, kwargs))
+        return [], []
+
+    monkeypatch.setattr(grids, "load_dataset", found_on_disk)
+    assert _grid_submit(tmp_path, dataset) == 0, capsys.readouterr().err
+    assert calls == ([("cifar10", dict(download=False, verbose=False))] if loaded else [])
+    assert len(fake_slurm.read_text().splitlines()) == 1  # one sbatch call: the job array
+    assert "4242_0" in capsys.readouterr().out
