@@ -13,6 +13,7 @@ import nbformat
 import nbformat.v4 as v4
 import pytest
 
+from helpers import stream_output, write_nb
 from cs236781 import submission
 from cs236781.cli import main
 from cs236781.notebooks import find_errors, read_notebook, unexecuted_cells
@@ -20,24 +21,8 @@ from cs236781.notebooks import find_errors, read_notebook, unexecuted_cells
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_nb(path: Path, *sources, outputs=None, title="A tiny notebook") -> Path:
-    """A notebook with one code cell per source; ``outputs`` maps cell index -> list of outputs."""
-    cells = [v4.new_markdown_cell(f"# {title}")]
-    for i, src in enumerate(sources):
-        cell = v4.new_code_cell(src)
-        if outputs and i in outputs:
-            cell.outputs, cell.execution_count = outputs[i], i + 1
-        cells.append(cell)
-    nbformat.write(v4.new_notebook(cells=cells), str(path))
-    return path
-
-
 def error_output(ename="ZeroDivisionError", evalue="division by zero"):
     return v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-def stream_output(text):
-    return v4.new_output("stream", name="stdout", text=text)
 
 
 def make_student_project(root: Path, notebook_outputs=None) -> Path:
@@ -164,9 +149,10 @@ def test_run_nb_allow_errors_runs_everything_and_exits_0(tmp_path, capsys):
 
 
 def test_run_nb_per_cell_timeout(tmp_path, capsys):
+    # 5 s: ample for print('quick') on a busy machine, far short of the 60 s sleep.
     nb_path = write_nb(tmp_path / "slow.ipynb", "print('quick')", "import time\ntime.sleep(60)")
-    assert main(["run-nb", "--timeout", "2", "--allow-errors", str(nb_path)]) == 1
-    assert "cell 2 timed out after 2 s" in capsys.readouterr().out
+    assert main(["run-nb", "--timeout", "5", "--allow-errors", str(nb_path)]) == 1
+    assert "cell 2 timed out after 5 s" in capsys.readouterr().out
     assert read_notebook(nb_path).cells[1].outputs[0]["text"] == "quick\n"
 
 

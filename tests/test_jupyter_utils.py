@@ -7,35 +7,26 @@ import os
 from pathlib import Path
 
 import nbformat
-import nbformat.v4 as v4
 import pytest
 
+import helpers
+from helpers import stream_output
 from cs236781.jupyter_utils import (NotebookExecutionError, nbconvert, nbmerge,
                                     show_video_in_notebook)
 from cs236781.notebooks import find_errors, read_notebook
 
 
 def write_nb(path: Path, title: str, *sources, outputs=None) -> Path:
-    cells = [v4.new_markdown_cell(f"# {title}")]
-    for i, src in enumerate(sources):
-        cell = v4.new_code_cell(src)
-        if outputs and i in outputs:
-            cell.outputs, cell.execution_count = outputs[i], i + 1
-        cells.append(cell)
-    metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                "language_info": {"name": "python", "file_extension": ".py"}}
-    nbformat.write(v4.new_notebook(cells=cells, metadata=metadata), str(path))
-    return path
-
-
-def stream(text):
-    return v4.new_output("stream", name="stdout", text=text)
+    """:func:`helpers.write_nb` with the python3 kernel and language named in the metadata (the
+    script export takes its file ending from there)."""
+    return helpers.write_nb(path, *sources, outputs=outputs, title=title,
+                            metadata=helpers.PYTHON3_METADATA)
 
 
 # -- nbconvert ----------------------------------------------------------------------------------------
 def test_html_is_written_beside_the_notebook(tmp_path):
     nb_path = write_nb(tmp_path / "Part1_Toy.ipynb", "Toy title", "print(1)",
-                       outputs={0: [stream("unique-output-7319\n")]})
+                       outputs={0: [stream_output("unique-output-7319\n")]})
     target = nbconvert(nb_path)
     assert target == tmp_path / "Part1_Toy.html"
     text = target.read_text(encoding="utf-8")
@@ -56,7 +47,7 @@ def test_other_formats_and_stdout(tmp_path, capsys):
 
 
 def test_clear_output_works_in_place(tmp_path):
-    nb_path = write_nb(tmp_path / "nb.ipynb", "T", "print(1)", outputs={0: [stream("1\n")]})
+    nb_path = write_nb(tmp_path / "nb.ipynb", "T", "print(1)", outputs={0: [stream_output("1\n")]})
     os.chmod(nb_path, 0o640)
     assert nbconvert(nb_path, clear_output=True) == nb_path
     cell = read_notebook(nb_path).cells[1]
@@ -109,7 +100,7 @@ def test_missing_notebook(tmp_path):
 
 # -- nbmerge ------------------------------------------------------------------------------------------
 def test_nbmerge_concatenates_in_order_and_adds_the_extension(tmp_path):
-    a = write_nb(tmp_path / "A.ipynb", "First part", "a = 1", outputs={0: [stream("a\n")]})
+    a = write_nb(tmp_path / "A.ipynb", "First part", "a = 1", outputs={0: [stream_output("a\n")]})
     b = write_nb(tmp_path / "B.ipynb", "Second part", "b = 2")
     nb_a = read_notebook(a)
     nb_b = read_notebook(b)
