@@ -186,9 +186,12 @@ def _payload_problem(payload: dict, trainer_kind: str) -> Optional[str]:
     problem = _model_state_problem(payload["model_state"], kind)
     if problem is None and payload["fit_state"] is not None:
         problem = fit_state_problem(payload["fit_state"]) or _rng_problem(payload["rng"])
-    if problem is None:
+    identity = payload["identity"]
+    if problem is None and identity is not None:
+        if not isinstance(identity, dict):
+            return f"identity must be a dict or None, got {type(identity).__name__}"
         try:
-            plain_identity(payload["identity"])
+            plain_identity(identity)
         except TypeError as err:
             problem = str(err)
     return problem
