@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 
+from helpers import child_env
 from hw2.allocator import retain_freed_memory
 
 _PROBE = textwrap.dedent("""
@@ -45,9 +46,20 @@ _PROBE = textwrap.dedent("""
 """)
 
 
+def _probe_env() -> dict:
+    """This checkout's packages and glibc's own malloc as it comes: no preloaded allocator
+    (jemalloc, tcmalloc) and no malloc tunables from the environment, which would decide the
+    fault counts instead of the setting under test."""
+    env = child_env(OMP_NUM_THREADS="1")
+    for key in list(env):
+        if key in ("LD_PRELOAD", "GLIBC_TUNABLES") or key.startswith("MALLOC_"):
+            del env[key]
+    return env
+
+
 def _faults_per_step(mode: str) -> dict:
     out = subprocess.run([sys.executable, "-c", _PROBE, mode], check=True, capture_output=True,
-                         text=True, timeout=300).stdout
+                         text=True, timeout=300, env=_probe_env()).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -6,12 +6,16 @@ every source of randomness the trainer has: a shuffling TensorLoader with augmen
 generator), dropout (the global torch generator) and BatchNorm (running statistics in the
 model's buffers), with Adam. The kills land
 
-1. in epoch 1, before any checkpoint exists (the next process starts afresh);
+1. as soon as epoch 1 starts, before any checkpoint exists (the next process starts afresh);
 2. as soon as the "last" checkpoint of epoch 1 is on disk;
 3. as soon as the best-accuracy file is rewritten (before or while the "last" file follows);
-4. in the middle of an epoch, some time after a checkpoint;
+4. in the middle of epoch 5, once its progress bar shows a trained batch;
 5. right after an epoch header is printed;
-6. in the final epoch, just after its header.
+6. in the final epoch, once its progress bar shows a trained batch.
+
+Each kill point is an event the test watches for (a header or a progress bar in the log, a
+checkpoint file), never a fixed delay: a delay lands at another point on a faster or a busier
+machine (0.3 s is most of an epoch on a fast one).
 
 After each kill the same command runs again; the final process runs to the end. The result
 file's FitResult must equal the one of the same command run once without interruption (and
@@ -59,8 +63,24 @@ def _mtime(path: Path):
         return None
 
 
+def _log_text(log: Path) -> str:
+    # The child may be half-way through writing a progress bar's block characters: a read can
+    # end inside a multi-byte character, which must not fail the test.
+    return log.read_text(encoding="utf-8", errors="replace")
+
+
 def _headers(log: Path):
-    return [int(m) for m in re.findall(r"--- EPOCH (\d+)/", log.read_text())]
+    return [int(m) for m in re.findall(r"--- EPOCH (\d+)/", _log_text(log))]
+
+
+def _batches_shown(log: Path, epoch: int) -> int:
+    """The most training batches epoch ``epoch``'s progress bar has shown (0 before that)."""
+    text = _log_text(log).split(f"--- EPOCH {epoch}/", 1)
+    if len(text) < 2:
+        return 0
+    section = text[1].split("--- EPOCH ", 1)[0]
+    counts = re.findall(r"train_batch[^|\r\n]*\|[^|\r\n]*\|\s*(\d+)/\d+", section)
+    return max(map(int, counts), default=0)
 
 
 class _Run:
@@ -77,7 +97,7 @@ class _Run:
     def wait_for(self, condition, what: str) -> None:
         while not condition():
             assert self.proc.poll() is None, f"the run ended before {what}:\n" + \
-                self.log.read_text()[-2000:]
+                _log_text(self.log)[-2000:]
             assert time.monotonic() < self.deadline, f"no {what} within {TIMEOUT_S} s"
             time.sleep(0.005)
 
@@ -97,26 +117,26 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
     best, last = Path(f"{checkpoint}.pt"), Path(f"{checkpoint}.last.pt")
 
     def kill_points():
-        # Each yields (what to wait for, a condition, seconds to wait after it).
-        yield "epoch 1 started", lambda run: 1 in _headers(run.log), 0.3
-        yield "the last checkpoint of epoch 1", lambda run: (_epochs_done(last) or 0) >= 1, 0.0
+        # Each yields (what to wait for, a condition); the kill follows at once.
+        yield "the header of epoch 1", lambda run: 1 in _headers(run.log)
+        yield "the last checkpoint of epoch 1", lambda run: (_epochs_done(last) or 0) >= 1
         best_before = _mtime(best)
-        yield "a rewrite of the best file", lambda run: _mtime(best) != best_before, 0.0
-        yield "the last checkpoint of epoch 4", lambda run: (_epochs_done(last) or 0) >= 4, 0.0
-        yield "the header of epoch 6", lambda run: 6 in _headers(run.log), 0.0
-        yield "the header of epoch 8", lambda run: EPOCHS in _headers(run.log), 0.1
+        yield "a rewrite of the best file", lambda run: _mtime(best) != best_before
+        yield "a trained batch of epoch 5", lambda run: _batches_shown(run.log, 5) >= 1
+        yield "the header of epoch 6", lambda run: 6 in _headers(run.log)
+        yield f"a trained batch of epoch {EPOCHS}", lambda run: _batches_shown(run.log, EPOCHS) >= 1
 
     kills = []
-    for n, (what, condition, delay) in enumerate(kill_points(), 1):
+    for n, (what, condition) in enumerate(kill_points(), 1):
         run = _Run(tmp_path, out, n, checkpoint)
         run.wait_for(lambda: condition(run), what)
-        time.sleep(delay)
         status = run.kill()
         done, headers = _epochs_done(last), _headers(run.log)
-        kills.append((n, what, delay, done, headers[-1] if headers else None))
-        print(f"kill {n}: after {what} (+{delay} s): exit {status}, epochs done on disk: "
-              f"{done}, last epoch started: {kills[-1][4]}")
-        assert status == -signal.SIGKILL, run.log.read_text()[-2000:]
+        kills.append((n, what, done, headers[-1] if headers else None))
+        print(f"kill {n}: after {what}: exit {status}, epochs done on disk: {done}, last epoch "
+              f"started: {kills[-1][3]}, its batches shown: "
+              f"{_batches_shown(run.log, headers[-1]) if headers else 0}")
+        assert status == -signal.SIGKILL, _log_text(run.log)[-2000:]
         assert not (out / RESULT).exists()  # killed before the end
 
     final = subprocess.run([sys.executable, *RUN, "-q", "-o", str(out), "--checkpoints",
@@ -133,9 +153,9 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
     # The kills landed at different points, the last one in the final epoch (or, on a fast
     # machine, after it: the completed fit removed its last file and the run resumed from the
     # best one, replaying the epochs after it).
-    assert len({(k[3], k[4]) for k in kills}) >= 5
-    assert kills[0][3] is None and kills[-1][4] == EPOCHS
-    assert cfg["resumed_from_epoch"] == (kills[-1][3] if kills[-1][3] is not None
+    assert len({(k[2], k[3]) for k in kills}) >= 5
+    assert kills[0][2] is None and kills[-1][3] == EPOCHS
+    assert cfg["resumed_from_epoch"] == (kills[-1][2] if kills[-1][2] is not None
                                          else _epochs_done(best))
     assert fit.num_epochs == EPOCHS and len(fit.train_loss) == len(expected.train_loss)
     assert_fit_equal(fit, expected)
