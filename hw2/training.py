@@ -76,6 +76,23 @@ def _check_int(name: str, value, minimum: int, allow_none: bool = False) -> Opti
     return check_int(name, value, minimum, expected=expected)
 
 
+def _as_device(device) -> Optional[torch.device]:
+    """``device`` (a ``torch.device``, a string such as ``'cuda:0'``, a CUDA index or None).
+
+    :raises TypeError: It is none of these.
+    :raises ValueError: A string or index torch does not accept as a device.
+    """
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, bool) or not isinstance(device, (str, int)):
+        raise TypeError(f"device must be a torch.device, a string such as 'cpu' or 'cuda:0', or "
+                        f"None, got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not a device torch knows: {err}") from None
+
+
 class TrainingDiverged(FloatingPointError):
     """The training (or test) loss became NaN or infinite.
 
@@ -142,6 +159,7 @@ class FitState:
         return False
 
     def fit_result(self) -> FitResult:
+        """The epochs recorded so far, as a :class:`FitResult` (the lists are copies)."""
         return FitResult(self.epochs_done, list(self.train_loss), list(self.train_acc),
                          list(self.test_loss), list(self.test_acc))
 
@@ -173,7 +191,7 @@ class Trainer(abc.ABC):
             None: checkpoints record none and any checkpoint of this architecture is resumed.
         """
         self.model = model
-        self.device = torch.device(device) if device is not None else None
+        self.device = _as_device(device)
         self.identity = ckpt.plain_identity(identity)
         if self.device is not None and isinstance(model, nn.Module):
             model.to(self.device)
@@ -781,6 +799,7 @@ class ClassifierTrainer(Trainer):
         # ====== END YOUR CODE ======
 
     def _to_device(self, batch):
+        """``(x: (N, ...), y: (N,))`` on the trainer's device (an epoch's first batch checked)."""
         if self._check_next_batch:
             self._check_batch(batch)
         X, y = batch
@@ -909,6 +928,7 @@ class ExperimentTrainer(ClassifierTrainer):
         self._hooks = []
 
     def _to_device(self, batch):
+        """As :meth:`ClassifierTrainer._to_device`; a 4-D ``x: (N, C, H, W)`` in channels-last."""
         X, y = super()._to_device(batch)
         if self.channels_last and X.dim() == 4:
             X = X.contiguous(memory_format=torch.channels_last)

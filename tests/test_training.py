@@ -772,6 +772,15 @@ def test_classifier_trainer_modes_and_device():
     assert model.training
 
 
+@pytest.mark.parametrize("device, exc", [("gpu", ValueError), ("cuda:x", ValueError), (-1, ValueError),
+                                         (3.5, TypeError), (["cpu"], TypeError), (True, TypeError)])
+def test_a_bad_device_is_named_before_the_model_moves(device, exc):
+    model = nn.Linear(2, 2)
+    with pytest.raises(exc, match=r"device"):
+        ClassifierTrainer(model, nn.CrossEntropyLoss(), None, device=device)
+    assert model.weight.device.type == "cpu"
+
+
 def test_classifier_trainer_rejects_non_modules():
     with pytest.raises(TypeError, match="nn.Module"):
         ClassifierTrainer(layers.Linear(2, 2), nn.CrossEntropyLoss(), None)
