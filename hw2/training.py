@@ -356,7 +356,8 @@ class Trainer(abc.ABC):
         That is the "last" file when it exists, else the best-accuracy file. A following
         ``fit(..., checkpoints=checkpoints)`` continues from this state without reading the
         file again (and restores its random-number states), so a caller can look at the
-        progress (and refuse a foreign checkpoint) before training starts.
+        progress (and refuse a foreign checkpoint) before training starts. Training in between
+        (:meth:`train_epoch`, or a fit without this checkpoint) makes fit read the file again.
 
         :param checkpoints: The checkpoint name, as given to :meth:`fit`.
         :return: The progress it holds (``epochs_done``, ``best_acc``, ...), or None when
@@ -535,6 +536,7 @@ class Trainer(abc.ABC):
         :raises TrainingDiverged: A batch's training loss is NaN or infinite.
         """
         _check_epoch_kwargs(kw, "train_epoch")
+        self._resumed = None  # the weights move on: what resume_from loaded no longer holds
         self._set_training(True)
         return self._foreach_batch(dl_train, self.train_batch, check_finite=True, **kw)
 

@@ -344,6 +344,32 @@ def test_resume_from_reports_progress_and_fit_does_not_read_the_file_again(tmp_p
     assert len(loads) == 2
 
 
+def test_a_fit_after_training_on_from_resume_from_reads_the_file_again(tmp_path):
+    # resume_from loads the file; training the model afterwards makes that load stale, so a
+    # fit with the checkpoint must start from the file, as a fresh trainer does.
+    data = TensorDataset(torch.randn(6, 4), torch.randint(0, 3, (6,)))
+    dl = DataLoader(data, batch_size=3)
+
+    def sgd_trainer():
+        model = nn.Linear(4, 3)
+        return ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.5))
+
+    ckpt = str(tmp_path / "run")
+    sgd_trainer().fit(dl, dl, num_epochs=1, checkpoints=ckpt, print_every=0)
+    best = Trainer.checkpoint_file(ckpt)
+    after_one_epoch = best.read_bytes()
+    fresh = sgd_trainer()
+    expected = fresh.fit(dl, dl, num_epochs=2, checkpoints=ckpt, print_every=0)
+    best.write_bytes(after_one_epoch)  # the same file again
+
+    trainer = sgd_trainer()
+    assert trainer.resume_from(ckpt).epochs_done == 1
+    trainer.train_epoch(dl, verbose=False)  # the model moves on from the loaded weights
+    result = trainer.fit(dl, dl, num_epochs=2, checkpoints=ckpt, print_every=0)
+    assert result == expected
+    assert torch.equal(trainer.model.weight, fresh.model.weight)
+
+
 def test_fit_accepts_numpy_integers():
     np = pytest.importorskip("numpy")
     res = ScriptedTrainer().fit(loader(n=3), loader(n=3), num_epochs=np.int64(2),
