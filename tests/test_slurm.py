@@ -212,10 +212,10 @@ def test_py_sbatch_runs_run_exp_to_a_valid_result(tmp_path, cancel_leftovers):
 GRID = ["exp1_3", "--quick", "--dataset", "digits"]  # 4 runs of 2 epochs of 2 batches
 
 
-def _grid_submit(tmp_path, *extra) -> subprocess.CompletedProcess:
+def _grid_submit(tmp_path, *extra, **env) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-m", "hw2.experiments", "grid-submit", *GRID,
                  "-o", tmp_path / "results", "--cluster", "slurm", "--timeout-min", "10",
-                 "--log-dir", tmp_path / "submitit", *extra], tmp_path)
+                 "--log-dir", tmp_path / "submitit", *extra], tmp_path, **env)
 
 
 def _submitted_runs(stdout: str) -> Dict[str, str]:
@@ -289,11 +289,12 @@ def _my_job_ids() -> set:
     ["--bs-train", "0"],
     ["--timeout-min", "-5"],
     ["--partition", "no-such-partition"],
+    ["--dataset", "cifar10"],  # with an empty data folder: every job would fail loading it
 ])
 def test_grid_submit_refuses_a_bad_setting_before_any_job_exists(tmp_path, cancel_leftovers,
                                                                  setting):
     before = _my_job_ids()
-    proc = _grid_submit(tmp_path, *setting)
+    proc = _grid_submit(tmp_path, *setting, HW2_DATA_DIR=str(tmp_path / "no-data"))
     created = sorted(_my_job_ids() - before)
     cancel_leftovers.extend(created)
     errors = proc.stderr.strip().splitlines()
