@@ -75,16 +75,18 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
 
     The file is ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` with ``L`` and ``K`` taken from
     ``cfg['layers_per_block']`` and ``cfg['filters_per_layer']``. It is written atomically
-    (:func:`cs236781.atomic.atomic_write`), so readers never see a half-written file, and is
+    (:func:`hw2.atomic.atomic_write_text`), so readers never see a half-written file, and is
     strict JSON: a NaN or infinite value is written as null, and a run with a null loss is
     marked ``diverged`` in its config (with the first such epoch) unless it already is.
 
     :param run_name: Name of the run.
     :param out_dir: Folder of the file (created when missing).
-    :param cfg: The run's configuration; values JSON cannot hold are converted
+    :param cfg: The run's configuration (a dict); values JSON cannot hold are converted
         (:func:`to_jsonable`).
     :param fit_res: The run's :class:`FitResult`.
     :return: The path of the file written.
+    :raises TypeError: ``cfg`` is not a dict or ``fit_res`` not a :class:`FitResult`.
+    :raises ValueError: ``cfg`` lacks ``filters_per_layer`` or ``layers_per_block``.
     :raises ResultWriteError: The file cannot be written (an ``OSError`` naming it).
     """
     if not isinstance(cfg, dict):

@@ -29,15 +29,16 @@ one, bit for bit on the CPU at a fixed thread count.
 A training or test loss that becomes NaN or infinite raises :class:`TrainingDiverged` (a
 ``FloatingPointError``) naming the epoch and batch, instead of silently training on garbage;
 raised by :meth:`Trainer.fit`, it also carries the epochs completed before the divergence.
-The first batch of every epoch is checked before it reaches torch (:class:`ClassifierTrainer`:
-an ``(x, y)`` pair of tensors of one length, ``x`` in the parameters' dtype, labels within the
-score columns); the other batches run unchecked, at full speed.
+The first batch of every epoch is checked (:class:`ClassifierTrainer`: before the model, an
+``(x, y)`` pair of tensors of one length with ``x`` in the parameters' dtype; before the loss,
+labels within the score columns); the other batches run unchecked, at full speed.
 
 Checkpoints are read to the CPU with ``torch.load(..., weights_only=True)``: only tensors and
-plain Python values are ever unpickled, so a checkpoint file cannot run code. A file that is not a torch
-archive, holds anything else, is truncated or malformed, or is a checkpoint of another
-architecture, another kind of trainer or another run (:attr:`Trainer.identity`) is refused
-with a ``ValueError`` naming the file; a failed write raises :class:`CheckpointWriteError`.
+plain Python values are ever unpickled, so a checkpoint file cannot run code. A file that is
+not a torch archive, holds anything else, is truncated or malformed, or is a checkpoint of
+another architecture, another kind of trainer or another run (:attr:`Trainer.identity`) is
+refused with a ``ValueError`` naming the file; a failed write raises
+:class:`CheckpointWriteError`.
 """
 import abc
 import contextlib
@@ -69,7 +70,7 @@ _EPOCH_KWARGS = ("verbose", "max_batches")
 
 
 def _check_int(name: str, value, minimum: int, allow_none: bool = False) -> Optional[int]:
-    """``value`` as an int >= ``minimum`` (or None when allowed): :func:`hw2.validation.check_int`."""
+    """``value`` as an int >= ``minimum`` (None when allowed); see :func:`check_int`."""
     if value is None and allow_none:
         return None
     expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
@@ -609,9 +610,13 @@ class Trainer(abc.ABC):
             bar.set_description(f"{name} (Avg. Loss {avg_loss:.3f}, Accuracy {accuracy:.1f})")
         return EpochResult(losses=losses, accuracy=accuracy)
 
+    def _epoch_text(self) -> str:
+        """``'epoch N, '`` while :meth:`fit` runs epoch N, else ``''`` (for messages)."""
+        return f"epoch {self._epoch}, " if self._epoch is not None else ""
+
     def _diverged(self, name: str, loss: float, batch: int) -> TrainingDiverged:
         """The error of a non-finite loss in ``name`` (train_batch or test_batch)."""
-        where = f"epoch {self._epoch}, " if self._epoch is not None else ""
+        where = self._epoch_text()
         if name == "test_batch":
             cause = ("the model diverged or the test data holds NaN or infinite values")
             text = f"{name}: the test loss is {loss} at {where}batch {batch}; {cause}"
@@ -810,8 +815,8 @@ class ClassifierTrainer(Trainer):
     # -- the checks of an epoch's first batch (the others go unchecked, at full speed) ---------
 
     def _where(self) -> str:
-        epoch = f"epoch {self._epoch}, " if self._epoch is not None else ""
-        return f"{type(self).__name__}: the {epoch}batch 1"
+        """For messages: ``'ClassifierTrainer: the epoch N, batch 1'`` (the first batch)."""
+        return f"{type(self).__name__}: the {self._epoch_text()}batch 1"
 
     def _check_batch(self, batch) -> None:
         """An ``(x: (N, ...), y: (N, ...))`` pair of tensors, ``x`` in the parameters' dtype.

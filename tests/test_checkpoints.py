@@ -18,8 +18,8 @@ from hw2.training import ClassifierTrainer, Trainer
 
 def trainer(identity=None):
     model = nn.Linear(4, 3)
-    return ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
-                             identity=identity)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return ClassifierTrainer(model, nn.CrossEntropyLoss(), optimizer, identity=identity)
 
 
 def one_epoch_checkpoint(tmp_path):
@@ -52,7 +52,8 @@ def test_a_plain_identity_passes_the_payload_check(tmp_path):
 
 
 def test_checkpoint_write_error_survives_pickling(tmp_path):
-    err = CheckpointWriteError(tmp_path / "run.pt", OSError(errno.ENOSPC, "No space left on device"))
+    full = OSError(errno.ENOSPC, "No space left on device")
+    err = CheckpointWriteError(tmp_path / "run.pt", full)
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is CheckpointWriteError
     assert str(back) == str(err) and back.errno == errno.ENOSPC and back.path == err.path
