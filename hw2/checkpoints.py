@@ -249,6 +249,10 @@ def _rng_problem(rng) -> Optional[str]:
         return "rng must be a dict of the torch, cuda, numpy, python and loaders states"
     if not isinstance(rng["torch"], torch.Tensor) or rng["torch"].dtype != torch.uint8:
         return "rng.torch must be a uint8 tensor (torch.get_rng_state())"
+    cuda = rng["cuda"]
+    if cuda is not None and (not isinstance(cuda, (list, tuple)) or not all(
+            isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)):
+        return "rng.cuda must be None or a list of uint8 tensors (torch.cuda.get_rng_state_all())"
     numpy = rng["numpy"]
     if not isinstance(numpy, dict) or set(numpy) != {"kind", "keys", "pos", "has_gauss",
                                                      "cached"} or \

@@ -57,3 +57,18 @@ def test_checkpoint_write_error_survives_pickling(tmp_path):
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is CheckpointWriteError
     assert str(back) == str(err) and back.errno == errno.ENOSPC and back.path == err.path
+
+
+@pytest.mark.parametrize("cuda, ok", [(None, True), ([torch.zeros(16, dtype=torch.uint8)], True),
+                                      ("junk", False), ([torch.zeros(3)], False), ([1, 2], False)])
+def test_the_cuda_states_must_be_none_or_byte_tensors(tmp_path, cuda, ok):
+    # A machine without a GPU never reads them, so a bad value would surface only on one.
+    name, payload = one_epoch_checkpoint(tmp_path)
+    payload["rng"]["cuda"] = cuda
+    path = Trainer.checkpoint_file(name)
+    if ok:
+        checkpoints.check_payload(payload, path, "torch")
+    else:
+        with pytest.raises(ValueError, match=r"malformed: rng.cuda must be None or a list of "
+                                             r"uint8 tensors"):
+            checkpoints.check_payload(payload, path, "torch")
