@@ -42,7 +42,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, 
 
 from hw2.cluster import ClusterSettings, make_executor, submit_array
 from hw2.config import ExperimentConfig
-from hw2.datasets import DatasetUnavailableError, data_root, dataset_info, load_dataset
+from hw2.datasets import DatasetUnavailableError, data_root, load_dataset
 from hw2.experiments import run_experiment
 from hw2.jobs import CheckpointableJob
 from hw2.results import (
@@ -344,14 +344,13 @@ def run_grid_job(spec: dict) -> str:
 _NO_FILES_DATASETS = ("digits", "synthetic")
 
 
-def _offline_data_problem(settings: dict, n_jobs: int) -> Optional[str]:
-    """Why the jobs could not load their data set from disk (None when they can).
+def _offline_data_problem(name: str, n_jobs: int) -> Optional[str]:
+    """Why the jobs could not load the data set ``name`` from disk (None when they can).
 
     The check a run makes (:func:`~hw2.datasets.load_dataset` from the data folder), but
     without downloading: a compute node often has no internet, and many jobs downloading into
     one folder at once would clash. Data sets of ``_NO_FILES_DATASETS`` are not loaded.
     """
-    name = dataset_info(settings.get("dataset")).name
     if name in _NO_FILES_DATASETS:
         return None
     try:
@@ -425,7 +424,10 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]], out_dir: Un
                 print(f"{run.stem}: complete result file exists, not submitted", file=file)
             else:
                 pending.append((run, dict(spec, verbose=True)))
-    problem = _offline_data_problem(settings, len(pending)) if pending else None
+    problem = None
+    if pending:  # the data set the runs load ($HW2_DATASET when not given), checked as a run does
+        dataset = pending[0][0].config(settings, str(out_dir)).resolved().dataset
+        problem = _offline_data_problem(dataset, len(pending))
     if dry_run:
         if problem:
             print(f"Dry run: WARNING: {problem}", file=file)

@@ -491,3 +491,14 @@ def test_grid_submit_submits_once_the_data_set_is_available(tmp_path, fake_slurm
     assert calls == ([("cifar10", dict(download=False, verbose=False))] if loaded else [])
     assert len(fake_slurm.read_text().splitlines()) == 1  # one sbatch call: the job array
     assert "4242_0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_grid_submit_names_a_bad_hw2_dataset_as_a_config_error(tmp_path, fake_slurm,
+                                                                monkeypatch, dry_run):
+    monkeypatch.setenv("HW2_DATASET", "imagenet")  # the runs leave the data set to it
+    with pytest.raises(ExperimentConfigError, match="dataset: HW2_DATASET: unknown dataset "
+                                                    "'imagenet'"):
+        grids.submit_grid("exp1_3", tmp_path / "res", grids.grid_settings(quick=True),
+                          cluster="slurm", log_dir=tmp_path / "logs", dry_run=dry_run)
+    assert not fake_slurm.exists() and not (tmp_path / "res").exists()
