@@ -109,6 +109,8 @@ def rng_states(loaders: Sequence = ()) -> Dict[str, Any]:
 def restore_rng_states(rng: Dict[str, Any], loaders: Sequence, path: Path) -> None:
     """Set the states :func:`rng_states` saved (checked by :func:`check_payload`).
 
+    The CUDA states are restored for the GPUs this process sees (those beyond are dropped).
+
     :raises ValueError: The checkpoint's loaders do not match ``loaders`` (one shuffles
         with a generator and the other does not), so the resumed batches would differ.
     """
@@ -126,7 +128,9 @@ def restore_rng_states(rng: Dict[str, Any], loaders: Sequence, path: Path) -> No
                              f"would not be the ones of the interrupted run")
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        # One state per GPU the saving process saw; this one may see fewer (another node).
+        for index, state in enumerate(rng["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
     numpy = rng["numpy"]
     np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
                          numpy["has_gauss"], numpy["cached"]))

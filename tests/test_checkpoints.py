@@ -72,3 +72,25 @@ def test_the_cuda_states_must_be_none_or_byte_tensors(tmp_path, cuda, ok):
         with pytest.raises(ValueError, match=r"malformed: rng.cuda must be None or a list of "
                                              r"uint8 tensors"):
             checkpoints.check_payload(payload, path, "torch")
+
+
+@pytest.mark.parametrize("saved, visible", [(2, 1), (1, 2), (2, 2)])
+def test_cuda_states_are_restored_for_the_gpus_this_machine_has(monkeypatch, saved, visible):
+    # A run saved with two visible GPUs, resumed where one is visible (another Slurm node):
+    # the first GPU's state is restored, the missing one is not asked for.
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+
+    def set_rng_state(state, device="cuda"):
+        index = torch.device(device).index if not isinstance(device, int) else device
+        if index is None:
+            index = 0
+        assert index < visible, f"cuda:{index} does not exist"
+        restored.append((index, int(state[0])))
+
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+    rng = checkpoints.rng_states()
+    rng["cuda"] = [torch.full((16,), i + 1, dtype=torch.uint8) for i in range(saved)]
+    checkpoints.restore_rng_states(rng, [], "run.pt")
+    assert restored == [(i, i + 1) for i in range(min(saved, visible))]
