@@ -224,7 +224,8 @@ class Trainer(abc.ABC):
             the same random numbers as an uninterrupted fit: on the CPU at a fixed thread
             count the result is the same bit for bit.
         :param early_stopping: Whether to stop training early if there is no
-            test loss improvement for this number of epochs (None: never stop early).
+            test loss improvement for this number of epochs (None: never stop early). A fit
+            resumed from a checkpoint that already meets this criterion trains no more epochs.
         :param print_every: Print progress every this number of epochs: the first epoch,
             every ``print_every``-th one and the last one print a ``--- EPOCH i/N ---`` line
             and show progress bars. 0 prints no epoch lines.
