@@ -132,9 +132,9 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
         run.wait_for(lambda: condition(run), what)
         status = run.kill()
         done, headers = _epochs_done(last), _headers(run.log)
-        kills.append((n, what, done, headers[-1] if headers else None))
-        print(f"kill {n}: after {what}: exit {status}, epochs done on disk: {done}, last epoch "
-              f"started: {kills[-1][3]}, its batches shown: "
+        kills.append((n, what, done, headers[-1] if headers else None, _epochs_done(best)))
+        print(f"kill {n}: after {what}: exit {status}, epochs done on disk: {done} (best file: "
+              f"{kills[-1][4]}), last epoch started: {kills[-1][3]}, its batches shown: "
               f"{_batches_shown(run.log, headers[-1]) if headers else 0}")
         assert status == -signal.SIGKILL, _log_text(run.log)[-2000:]
         assert not (out / RESULT).exists()  # killed before the end
@@ -150,10 +150,11 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
     _, expected = load_experiment(tmp_path / "reference" / RESULT)
     print(f"resumed_from_epoch of the final process: {cfg['resumed_from_epoch']}; "
           f"test_acc {[round(a, 2) for a in fit.test_acc]}")
-    # The kills landed at different points, the last one in the final epoch (or, on a fast
-    # machine, after it: the completed fit removed its last file and the run resumed from the
-    # best one, replaying the epochs after it).
-    assert len({(k[2], k[3]) for k in kills}) >= 5
+    # The kills landed at different points (the state on disk and the epoch under way: kills 2
+    # and 3 differ in the best file), the last one in the final epoch (or, on a fast machine,
+    # after it: the completed fit removed its last file and the run resumed from the best one,
+    # replaying the epochs after it).
+    assert len({(k[2], k[4], k[3]) for k in kills}) >= 5
     assert kills[0][2] is None and kills[-1][3] == EPOCHS
     assert cfg["resumed_from_epoch"] == (kills[-1][2] if kills[-1][2] is not None
                                          else _epochs_done(best))
@@ -166,6 +167,20 @@ def test_six_sigkills_then_resume_give_the_uninterrupted_fit_result(tmp_path):
 
 def _job(spec: dict) -> str:
     return f"ran {spec['n']}"
+
+
+def _child_pids(pid: int):
+    """The processes whose parent is ``pid``, read from every ``/proc/N/stat`` (the
+    ``/proc/PID/task/TID/children`` file needs a kernel built with CONFIG_PROC_CHILDREN)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+        except (OSError, IndexError):  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:  # fields: state, ppid, ...
+            children.append(int(stat.parent.name))
+    return sorted(children)
 
 
 def test_checkpointable_job_requeues_itself_with_the_same_arguments():
@@ -217,9 +232,9 @@ def test_a_grid_job_signalled_by_submitit_is_requeued_and_resumes_exactly(tmp_pa
         time.sleep(0.02)
     # What the local controller does at a time limit: USR2 to the job's task process.
     controller = job._process.pid  # pylint: disable=protected-access
-    tasks = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+    tasks = _child_pids(controller)
     assert len(tasks) == 1, tasks
-    os.kill(int(tasks[0]), signal.SIGUSR2)
+    os.kill(tasks[0], signal.SIGUSR2)
     path = job.result()
     log = Path(job.paths.stdout).read_text() + Path(job.paths.stderr).read_text()
     resumes = re.findall(r"\*\*\* Resuming from \S+last\.pt: (\d+) epoch", log)
