@@ -19,10 +19,9 @@ from hw2 import grids
 from hw2.cluster import CLUSTERS, ClusterSettings, wait_for_jobs
 from hw2.config import GRID_OVERRIDES, ExperimentConfig, add_arguments
 from hw2.datasets import DatasetUnavailableError
-from hw2.experiments import add_run_exp_arguments, run_experiment
+from hw2.experiments import add_run_exp_arguments, run_locked_experiment
 from cs236781.atomic import remove_stale_temps
-from hw2.results import RunLock, is_complete, prepare_outputs, remove_empty_folders
-from hw2.training import Trainer
+from hw2.results import is_complete
 from hw2.summaries import summarize
 from hw2.validation import ExperimentConfigError, UsageError
 
@@ -123,24 +122,7 @@ def _silence_stdout() -> None:
 
 
 def _cmd_run_exp(args) -> int:
-    config = ExperimentConfig.from_args(args)
-    name = config.checkpoints
-    checkpoints = () if name is None else (Trainer.checkpoint_file(name),
-                                           Trainer.last_checkpoint_file(name))
-    created = prepare_outputs(config.result_path, checkpoints)
-    lock = RunLock(config.result_path)
-    if not lock.acquire():
-        remove_empty_folders(created)
-        raise UsageError(f"another process ({lock.holder()}) is running this run right now "
-                         f"(lock {lock.path}); wait for it or choose another --run-name/--out-dir")
-    try:
-        run = run_experiment(config, verbose=not args.quiet)
-    except (ExperimentConfigError, DatasetUnavailableError, UsageError):
-        lock.release()
-        remove_empty_folders(created)  # refused before training: leave no folder behind
-        raise
-    finally:
-        lock.release()
+    run = run_locked_experiment(ExperimentConfig.from_args(args), verbose=not args.quiet)
     diverged = run.config.get("diverged")
     if diverged:
         where = "" if diverged.get("batch") is None else f" at batch {diverged['batch']}"

@@ -54,6 +54,7 @@ __all__ = [
     "MLP_EXPERIMENT_HP", "mlp_experiment",
     "DATA_DIR", "MODEL_TYPES", "LOADERS", "EXPERIMENT_PARAMS", "ExperimentConfig",
     "ExperimentConfigError", "ExperimentRun", "UsageError", "cnn_experiment", "run_experiment",
+    "run_locked_experiment",
     "rerun_config", "resolve_device", "resolve_fast_paths", "build_model", "make_loaders",
     "add_run_exp_arguments", "parse_cli",
     # defined in hw2.config / hw2.results / hw2.atomic, kept here for existing callers:
@@ -138,7 +139,8 @@ def _feature_dim(dl: DataLoader) -> int:
     x, _ = dl.dataset[0]
     x = torch.as_tensor(x)
     if x.dim() != 1:
-        raise ValueError(f"mlp_experiment: samples must be feature vectors (D,), got shape {tuple(x.shape)}")
+        raise ValueError(f"mlp_experiment: samples must be feature vectors (D,), got shape "
+                         f"{tuple(x.shape)}")
     return int(x.shape[0])
 
 
@@ -249,14 +251,21 @@ def cnn_experiment(
         checkpoints=checkpoints, lr=lr, reg=reg, filters_per_layer=filters_per_layer,
         layers_per_block=layers_per_block, pool_every=pool_every, hidden_dims=hidden_dims,
         model_type=model_type, **kw)
-    config = ExperimentConfig.from_kwargs(settings)
+    return run_locked_experiment(ExperimentConfig.from_kwargs(settings), verbose=verbose)
+
+
+def run_locked_experiment(config: ExperimentConfig, verbose: bool = True) -> ExperimentRun:
+    """:func:`run_experiment` with its folders prepared and the run's lock held (a refused run
+    leaves no new folder), as :func:`cnn_experiment` and ``run-exp`` run it.
+
+    :raises UsageError: When another process is computing the same run."""
     ck = () if config.checkpoints is None else (Trainer.checkpoint_file(config.checkpoints),
                                                 Trainer.last_checkpoint_file(config.checkpoints))
     created, lock = prepare_outputs(config.result_path, ck), RunLock(config.result_path)
     try:
         if not lock.acquire():
-            raise UsageError(f"another process ({lock.holder()}) is computing this run now "
-                             f"(lock {lock.path}); wait for it or choose another run_name/out_dir")
+            raise UsageError(f"another process ({lock.holder()}) is computing this run now (lock "
+                             f"{lock.path}); wait for it or choose another run name or folder")
         return run_experiment(config, verbose=verbose)
     except (ExperimentConfigError, DatasetUnavailableError, UsageError):
         lock.release()  # first, so that its folder is empty again
@@ -269,7 +278,7 @@ def cnn_experiment(
 def run_experiment(config: ExperimentConfig, verbose: bool = True) -> ExperimentRun:
     """Run one configuration and write its result file (see :func:`cnn_experiment`).
 
-    The caller prepares the folders and holds the run's lock (:func:`cnn_experiment`, ``run-exp``
+    The caller prepares the folders and holds the run's lock (:func:`run_locked_experiment`
     and the grid runners do); here only ``out_dir`` is checked before training.
 
     :param config: The run's settings.
@@ -291,15 +300,13 @@ def run_experiment(config: ExperimentConfig, verbose: bool = True) -> Experiment
                   conv_params=getattr(model, "conv_params", None),
                   pooling_params=getattr(model, "pooling_params", None))
 
-    ds_train, ds_test = _load_splits(config.dataset, verbose)
-    dl_train, dl_test = make_loaders(config, ds_train, ds_test, dev, fast)
+    dl_train, dl_test = make_loaders(config, *_load_splits(config.dataset, verbose), dev, fast)
     trainer = _make_trainer(config, model, dev, fast)
     record["resumed_from_epoch"] = _resume(trainer, config.checkpoints, config.epochs)
 
     # Keep each step's freed activations mapped for the next one (glibc; no page faults per batch).
-    record["retains_freed_memory"] = retain_freed_memory()
+    record.update(retains_freed_memory=retain_freed_memory(), diverged=None)
     started = time.perf_counter()
-    record["diverged"] = None
     with cudnn_benchmark(fast["cudnn_benchmark"]):
         try:
             fit_res = trainer.fit(dl_train, dl_test, num_epochs=config.epochs,
@@ -322,11 +329,8 @@ def run_experiment(config: ExperimentConfig, verbose: bool = True) -> Experiment
 
 
 def rerun_config(config: dict) -> dict:
-    """The keyword arguments that make :func:`cnn_experiment` repeat a saved run.
-
-    :param config: A config as returned by :func:`load_experiment`.
-    :return: ``cnn_experiment(**rerun_config(cfg))`` repeats the run (same seed and settings).
-    """
+    """The keyword arguments that repeat a saved run (``config`` as :func:`load_experiment`
+    returns it): ``cnn_experiment(**rerun_config(cfg))`` runs it again, same seed and settings."""
     kwargs = {k: config[k] for k in EXPERIMENT_PARAMS if k in config}
     kwargs.update(config.get("kw") or {})
     return kwargs
@@ -349,8 +353,7 @@ def _config_record(config: ExperimentConfig, dev: torch.device) -> dict:
 def _check_out_dir(out_dir: str) -> None:
     """Fail early when the result file could not be written into ``out_dir``."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ExperimentConfigError(f"out_dir must be a folder (it exists as a file), got "
-                                    f"{out_dir!r}")
+        raise ExperimentConfigError(f"out_dir must be a folder, got the file {out_dir!r}")
     folder = os.path.abspath(out_dir)
     while not os.path.exists(folder):
         folder = os.path.dirname(folder)
@@ -390,8 +393,7 @@ def _is_allocation_failure(err: BaseException) -> bool:
 
 
 def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _make_trainer(config: ExperimentConfig, model: nn.Module, dev: torch.device,
@@ -428,8 +430,7 @@ def _resume(trainer: Trainer, checkpoints: Optional[str], epochs: int) -> Option
     return None if progress is None else progress.epochs_done
 
 
-# Data sets loaded by this process, by (name, data folder): a grid loads each one once.
-_SPLITS_CACHE: Dict[Tuple[str, str], tuple] = {}
+_SPLITS_CACHE: Dict[Tuple[str, str], tuple] = {}  # by (name, data folder), for later runs
 
 
 def _load_splits(name: str, verbose: bool):

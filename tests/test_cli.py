@@ -265,13 +265,13 @@ def test_grid_override_flags_not_given_leave_the_grid_settings(capsys):
                                         "resumes from its checkpoint"),
 ])
 def test_ctrl_c_prints_one_resume_line_and_exits_130(tmp_path, capsys, monkeypatch, args, hint):
-    import hw2.cli
+    import hw2.experiments
     import hw2.grids
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hw2.cli, "run_experiment", interrupted)
+    monkeypatch.setattr(hw2.experiments, "run_experiment", interrupted)  # run-exp's, locked
     monkeypatch.setattr(hw2.grids, "run_experiment", interrupted)
     argv = [*args, "-o", str(tmp_path / "r")]
     if "--checkpoints" in argv:
@@ -312,7 +312,7 @@ def test_run_exp_refuses_a_folder_as_checkpoint_and_a_run_another_process_holds(
     finally:
         lock.release()
     err = capsys.readouterr().err
-    assert "another process" in err and "is running this run right now" in err
+    assert "another process" in err and "is computing this run now" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -192,7 +192,7 @@ def test_a_run_another_process_holds_is_refused_before_training(tmp_path, monkey
         holder.release()
     assert str(info.value) == (f"another process ({os.getpid()}@{os.uname().nodename}) is "
                                f"computing this run now (lock {holder.path}); wait for it or "
-                               f"choose another run_name/out_dir")
+                               f"choose another run name or folder")
     assert _leftovers(out) == []
     monkeypatch.setattr(training.Trainer, "fit", fit)
     run = cnn_experiment("held", out_dir=out, seed=0, **TINY)  # free again: it runs
