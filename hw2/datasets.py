@@ -92,6 +92,19 @@ def data_root() -> Path:
     return Path(os.environ.get("HW2_DATA_DIR") or "~/.pytorch-datasets").expanduser()
 
 
+def dataset_folder(name: str, root=None) -> Optional[Path]:
+    """The folder torchvision reads a real data set's files from: ``root`` (default
+    :func:`data_root`) plus the data set's own sub-folder. None for ``digits`` (shipped with
+    scikit-learn) and ``synthetic`` (generated), which need no files.
+
+    :raises ValueError: For an unknown data set name.
+    """
+    name = check_dataset_name(name)
+    if name not in _TORCHVISION:
+        return None
+    return Path(data_root() if root is None else root).expanduser() / _TORCHVISION[name][1]
+
+
 def dataset_info(name: Optional[str] = None) -> DatasetInfo:
     """Static facts (shape, classes) about a data set, without loading it."""
     return _INFO[check_dataset_name(name or default_dataset_name())]

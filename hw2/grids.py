@@ -42,7 +42,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, 
 
 from hw2.cluster import ClusterSettings, make_executor, submit_array
 from hw2.config import ExperimentConfig
-from hw2.datasets import DatasetUnavailableError, data_root, load_dataset
+from hw2.datasets import DatasetUnavailableError, data_root, dataset_folder, load_dataset
 from hw2.experiments import run_experiment
 from hw2.jobs import CheckpointableJob
 from hw2.results import (
@@ -340,24 +340,21 @@ def run_grid_job(spec: dict) -> str:
 
 # -- Slurm (or local) job arrays through submitit -------------------------------------------
 
-#: Data sets that need no files: built by code (synthetic) or shipped with scikit-learn (digits).
-_NO_FILES_DATASETS = ("digits", "synthetic")
-
-
 def _offline_data_problem(name: str, n_jobs: int) -> Optional[str]:
     """Why the jobs could not load the data set ``name`` from disk (None when they can).
 
     The check a run makes (:func:`~hw2.datasets.load_dataset` from the data folder), but
     without downloading: a compute node often has no internet, and many jobs downloading into
-    one folder at once would clash. Data sets of ``_NO_FILES_DATASETS`` are not loaded.
+    one folder at once would clash. Data sets that need no files are not loaded.
     """
-    if name in _NO_FILES_DATASETS:
+    folder = dataset_folder(name)
+    if folder is None:
         return None
     try:
         load_dataset(name, download=False, verbose=False)
     except DatasetUnavailableError:
         return (f"the {name} data set is not in the data folder {data_root()} "
-                f"($HW2_DATA_DIR, else ~/.pytorch-datasets), so each of the {n_jobs} job(s) "
+                f"($HW2_DATA_DIR, else ~/.pytorch-datasets; torchvision reads {folder}), so each of the {n_jobs} job(s) "
                 f"would fail loading it; nothing was submitted. Download it first (on a machine "
                 f"with internet: python -c \"from hw2.datasets import load_dataset; "
                 f"load_dataset('{name}')\"), point HW2_DATA_DIR at a folder that holds it, or "

@@ -96,3 +96,27 @@ def test_roll_each_matches_torch_roll():
     for i in range(2):
         expected = torch.roll(images[i], shifts=tuple(shifts[i].tolist()), dims=(1, 2))
         torch.testing.assert_close(out[i], expected)
+
+
+@pytest.mark.parametrize("name, subfolder", [
+    ("cifar10", "cifar-10-batches-py"), ("mnist", "MNIST/raw"),
+    ("fashion-mnist", "FashionMNIST/raw"), ("digits", None), ("synthetic", None),
+])
+def test_dataset_folder_is_where_torchvision_reads_the_files(tmp_path, monkeypatch, name,
+                                                             subfolder):
+    monkeypatch.setenv("HW2_DATA_DIR", str(tmp_path))
+    expected = None if subfolder is None else tmp_path / subfolder
+    assert datasets.dataset_folder(name) == expected
+    assert datasets.dataset_folder(name.upper(), root=tmp_path / "x") == (
+        None if subfolder is None else tmp_path / "x" / subfolder)
+
+
+def test_dataset_folder_of_cifar10_holds_torchvisions_own_files(tmp_path):
+    # Oracle: torchvision's CIFAR10 class, which names the folder it checks (base_folder).
+    from torchvision.datasets import CIFAR10
+    assert datasets.dataset_folder("cifar10", root=tmp_path) == tmp_path / CIFAR10.base_folder
+
+
+def test_dataset_folder_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        datasets.dataset_folder("imagenet")
