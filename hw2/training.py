@@ -293,17 +293,29 @@ class Trainer(abc.ABC):
         path = self._resume_file(checkpoint_file)
         if path is None:
             return FitState()
-        state, rng = self._take_resumed(path) or self._load_fit_checkpoint(path)
-        if state.epochs_done > num_epochs:
-            raise ValueError(f"checkpoint {path} holds {state.epochs_done} epochs, more than "
-                             f"the num_epochs={num_epochs} requested; delete it or ask for at "
-                             f"least {state.epochs_done} epochs")
+        resumed = self._take_resumed(path)  # resume_from loaded the file into the model
+        if resumed is not None:
+            state, rng = resumed
+            self._check_epochs_done(state, num_epochs, path)
+        else:  # refuse before loading: a refused resume leaves model and optimizer as they were
+            payload = self._read_fit_checkpoint(path)
+            state, rng = FitState(**payload["fit_state"]), payload["rng"]
+            self._check_epochs_done(state, num_epochs, path)
+            self._load_states(payload, path)
         ckpt.restore_rng_states(rng, loaders, path)
         if print_every:
             best = "n/a" if state.best_acc is None else f"{state.best_acc:.1f}%"
             print(f"*** Resuming from {path}: {state.epochs_done} epoch(s) done, "
                   f"best test accuracy {best}")
         return state
+
+    @staticmethod
+    def _check_epochs_done(state: FitState, num_epochs: int, path: Path) -> None:
+        """:raises ValueError: The checkpoint holds more epochs than the fit asks for."""
+        if state.epochs_done > num_epochs:
+            raise ValueError(f"checkpoint {path} holds {state.epochs_done} epochs, more than "
+                             f"the num_epochs={num_epochs} requested; delete it or ask for at "
+                             f"least {state.epochs_done} epochs")
 
     @staticmethod
     def _stops_early(state: FitState, early_stopping: Optional[int]) -> bool:
@@ -371,7 +383,9 @@ class Trainer(abc.ABC):
         path = self._resume_file(checkpoints)
         if path is None:
             return None
-        state, rng = self._load_fit_checkpoint(path)
+        payload = self._read_fit_checkpoint(path)
+        self._load_states(payload, path)
+        state, rng = FitState(**payload["fit_state"]), payload["rng"]
         self._resumed = (path.absolute(), state, rng)
         return FitState(**dataclasses.asdict(state))
 
@@ -440,9 +454,9 @@ class Trainer(abc.ABC):
         self.save_checkpoint(self.last_checkpoint_file(checkpoint_file), fit_state=state,
                              loaders=loaders)
 
-    def _load_fit_checkpoint(self, path: Path) -> tuple:
-        """Check a checkpoint written by :meth:`fit` and load it into the model (and
-        optimizer). :return: ``(FitState, rng)``."""
+    def _read_fit_checkpoint(self, path: Path) -> dict:
+        """Read and check a checkpoint written by :meth:`fit`; nothing is loaded yet (see
+        :meth:`_load_states`). :return: Its payload."""
         payload = self._load_checkpoint_file(path)
         ckpt.check_payload(payload, path, self._checkpoint_kind)
         if payload["fit_state"] is None:
@@ -450,9 +464,13 @@ class Trainer(abc.ABC):
                              f"save_checkpoint outside fit), so fit cannot resume from it")
         self._check_model_state(payload["model_state"], path, payload.get("model_class"))
         ckpt.check_identity(payload["identity"], self.identity, path)
-        self._load_model_state(payload["model_state"])
+        return payload
+
+    def _load_states(self, payload: dict, path: Path) -> None:
+        """Load a checked checkpoint's optimizer state, then its weights: the optimizer checks
+        its state before changing anything, so a misfit leaves the model as it was too."""
         self._load_optimizer_state(payload.get("optimizer_state"), path)
-        return FitState(**payload["fit_state"]), payload["rng"]
+        self._load_model_state(payload["model_state"])
 
     def _load_checkpoint_file(self, path: Path):
         """``torch.load`` a checkpoint safely: tensors and plain Python values only.
@@ -877,6 +895,11 @@ class ClassifierTrainer(Trainer):
                 f"device={self.device})")
 
 
+#: The dtypes :class:`ExperimentTrainer` autocasts to: those ``torch.autocast`` runs in on both
+#: the CPU and CUDA (to others it is disabled with a warning).
+AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
+
+
 class ExperimentTrainer(ClassifierTrainer):
     """A :class:`ClassifierTrainer` with the fast paths of the Part 5 experiments.
 
@@ -899,19 +922,39 @@ class ExperimentTrainer(ClassifierTrainer):
         :param loss_fn: As for :class:`ClassifierTrainer`.
         :param optimizer: As for :class:`ClassifierTrainer`.
         :param device: As for :class:`ClassifierTrainer`.
-        :param autocast_dtype: Run the forward pass under autocast to this dtype (None: off).
+        :param autocast_dtype: Run the forward pass under autocast to this dtype:
+            ``torch.bfloat16`` or ``torch.float16`` (None: off).
         :param channels_last: Use the channels-last memory format for model and batches.
         :param identity: As for :class:`Trainer`.
         """
+        # Checked before the base class moves the model: a refused argument changes nothing.
+        autocast_dtype = self._check_autocast_dtype(autocast_dtype)
+        channels_last = check_bool("channels_last", channels_last)
         super().__init__(model, loss_fn, optimizer, device=device, identity=identity)
-        if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
-            raise TypeError(f"autocast_dtype must be a torch.dtype or None, got "
-                            f"{autocast_dtype!r}")
         self.autocast_dtype = autocast_dtype
-        self.channels_last = check_bool("channels_last", channels_last)
+        self.channels_last = channels_last
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._hooks = self._autocast_hooks() if autocast_dtype is not None else []
+
+    @staticmethod
+    def _check_autocast_dtype(dtype) -> Optional[torch.dtype]:
+        """None, or a dtype that ``torch.autocast`` runs in (``AUTOCAST_DTYPES``): autocast
+        to another one (e.g. float32) is silently disabled by torch, with only a warning.
+
+        :raises TypeError: Not a ``torch.dtype`` (e.g. the string ``"bf16"``).
+        :raises ValueError: A dtype autocast does not run in.
+        """
+        if dtype is None:
+            return None
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"autocast_dtype must be a torch.dtype or None, got {dtype!r} "
+                            f"({type(dtype).__name__})")
+        if dtype not in AUTOCAST_DTYPES:
+            expected = " or ".join(str(d) for d in AUTOCAST_DTYPES)
+            raise ValueError(f"autocast_dtype must be {expected} (or None: no autocast), got "
+                             f"{dtype}")
+        return dtype
 
     def _autocast_hooks(self) -> list:
         """Enter autocast before the model's forward and leave it after (also on errors)."""

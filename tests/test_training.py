@@ -904,3 +904,113 @@ def test_experiment_trainer_channels_last_converts_model_and_batches():
     assert "channels_last=True" in repr(trainer)
     with pytest.raises(TypeError, match="autocast_dtype must be a torch.dtype"):
         ExperimentTrainer(net, nn.CrossEntropyLoss(), None, autocast_dtype="bf16")
+
+
+def _snapshot(model, optimizer):
+    """Deep copies of the model's weights and the optimizer's state, to compare later."""
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    state = {i: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+             for i, s in opt["state"].items()}
+    return weights, state, [dict(g) for g in opt["param_groups"]]
+
+
+def _assert_unchanged(model, optimizer, snapshot):
+    weights, state, groups = snapshot
+    now = model.state_dict()
+    assert now.keys() == weights.keys()
+    assert all(torch.equal(now[k], weights[k]) for k in weights)
+    opt = optimizer.state_dict()
+    assert opt["param_groups"] == groups
+    assert opt["state"].keys() == state.keys()
+    for i, s in state.items():
+        for k, v in s.items():
+            got = opt["state"][i][k]
+            assert torch.equal(got, v) if isinstance(v, torch.Tensor) else got == v
+
+
+def _adam_trainer(seed, lr=0.05):
+    torch.manual_seed(seed)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    return ClassifierTrainer(model, nn.CrossEntropyLoss(), opt), model, opt
+
+
+def test_a_refused_resume_with_too_many_epochs_leaves_model_and_optimizer_as_they_were(tmp_path):
+    ckpt = str(tmp_path / "run")
+    _adam_trainer(seed=0)[0].fit(loader(n=6), loader(n=6), num_epochs=3, checkpoints=ckpt,
+                                 print_every=0)
+    trainer, model, opt = _adam_trainer(seed=1, lr=0.01)
+    trainer.train_batch(next(iter(loader(n=6))))  # the optimizer holds Adam moments of its own
+    before = _snapshot(model, opt)
+    saved = torch.load(tmp_path / "run.pt", weights_only=True)  # the best file is kept
+    assert not torch.equal(saved["model_state"]["weight"], before[0]["weight"])  # would show
+    done = saved["fit_state"]["epochs_done"]
+    with pytest.raises(ValueError, match=rf"holds {done} epochs, more than the "
+                                         rf"num_epochs={done - 1}"):
+        trainer.fit(loader(n=6), loader(n=6), num_epochs=done - 1, checkpoints=ckpt,
+                    print_every=0)
+    _assert_unchanged(model, opt, before)
+
+
+def test_a_checkpoint_whose_optimizer_state_does_not_fit_leaves_the_model_as_it_was(tmp_path):
+    ckpt = str(tmp_path / "run")
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    two_groups = torch.optim.Adam([{"params": [model.weight]}, {"params": [model.bias]}], lr=0.1)
+    ClassifierTrainer(model, nn.CrossEntropyLoss(), two_groups).fit(
+        loader(n=6), loader(n=6), num_epochs=1, checkpoints=ckpt, print_every=0)
+    trainer, fresh, opt = _adam_trainer(seed=1)
+    before = _snapshot(fresh, opt)
+    with pytest.raises(ValueError, match="saved optimizer state does not fit Adam"):
+        trainer.fit(loader(n=6), loader(n=6), num_epochs=2, checkpoints=ckpt, print_every=0)
+    _assert_unchanged(fresh, opt, before)
+
+
+class _MoveRecorder(nn.Linear):
+    """An ``nn.Linear(2, 2)`` that records every ``to()`` call (device or memory format)."""
+
+    def __init__(self):
+        super().__init__(2, 2)
+        self.moves = []
+
+    def to(self, *args, **kwargs):
+        self.moves.append((args, kwargs))
+        return super().to(*args, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_experiment_trainer_accepts_the_autocast_dtypes_torch_runs(dtype):
+    net = nn.Linear(4, 3)
+    trainer = ExperimentTrainer(net, nn.CrossEntropyLoss(), None, device="cpu",
+                                autocast_dtype=dtype)
+    seen = []
+    net.register_forward_hook(lambda m, a, out: seen.append(out.dtype), prepend=True)
+    assert net(torch.randn(2, 4)).dtype == torch.float32  # scores come back as float32
+    assert seen == [dtype]  # the layer itself ran under autocast to this dtype
+    trainer.close()
+
+
+@pytest.mark.parametrize("bad, exc, needle", [
+    ("bf16", TypeError, r"autocast_dtype must be a torch.dtype or None, got 'bf16' \(str\)"),
+    (16, TypeError, r"got 16 \(int\)"),
+    (torch.int8, ValueError, r"torch.bfloat16 or torch.float16 .*got torch.int8"),
+    (torch.float32, ValueError, r"torch.bfloat16 or torch.float16 .*got torch.float32"),
+    (torch.float64, ValueError, r"got torch.float64"),
+])
+def test_a_bad_autocast_dtype_is_refused_before_the_model_moves(bad, exc, needle):
+    net = _MoveRecorder()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(exc, match=needle):
+        ExperimentTrainer(net, nn.CrossEntropyLoss(), None, device="cpu", autocast_dtype=bad,
+                          channels_last=True)
+    assert net.moves == []  # neither moved to the device nor to channels-last
+    assert len(net._forward_hooks) == 0 and len(net._forward_pre_hooks) == 0
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+
+
+def test_a_bad_channels_last_is_refused_before_the_model_moves():
+    net = _MoveRecorder()
+    with pytest.raises(TypeError, match="channels_last"):
+        ExperimentTrainer(net, nn.CrossEntropyLoss(), None, device="cpu", channels_last="yes")
+    assert net.moves == []
