@@ -895,8 +895,8 @@ class ClassifierTrainer(Trainer):
                 f"device={self.device})")
 
 
-#: The dtypes :class:`ExperimentTrainer` autocasts to: those ``torch.autocast`` runs in on both
-#: the CPU and CUDA (to others it is disabled with a warning).
+#: The dtypes :class:`ExperimentTrainer` autocasts to: torch's own list of autocast dtypes
+#: (``torch.autocast`` disables itself, with only a warning, for another one on the CPU).
 AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 
 
@@ -939,8 +939,8 @@ class ExperimentTrainer(ClassifierTrainer):
 
     @staticmethod
     def _check_autocast_dtype(dtype) -> Optional[torch.dtype]:
-        """None, or a dtype that ``torch.autocast`` runs in (``AUTOCAST_DTYPES``): autocast
-        to another one (e.g. float32) is silently disabled by torch, with only a warning.
+        """None, or one of ``AUTOCAST_DTYPES``: a float32 or integer "autocast" would not
+        run in low precision (on the CPU torch disables it, with only a warning).
 
         :raises TypeError: Not a ``torch.dtype`` (e.g. the string ``"bf16"``).
         :raises ValueError: A dtype autocast does not run in.
