@@ -27,6 +27,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from hw2.validation import FileWriteError, os_error_reason
+
 __all__ = ["CHECKPOINT_FORMAT", "OLD_FORMATS", "CheckpointWriteError", "FIT_STATE_TYPES",
            "rng_states", "restore_rng_states", "check_torch_file", "check_payload",
            "check_identity", "plain_identity", "read_error", "fit_state_problem"]
@@ -50,35 +52,20 @@ _KIND_TEXT = {"layers": "a LayerTrainer (hw2.layers model: a list of parameter t
               "torch": "a ClassifierTrainer (torch.nn.Module: a state_dict)"}
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(FileWriteError):
     """A checkpoint could not be written; the file of that name (if any) is unchanged."""
 
     def __init__(self, path: Path, err: OSError):
-        reason = err.strerror or str(err) or type(err).__name__
         kept = ("the file as it was, the last good checkpoint, is kept" if Path(path).is_file()
                 else "no earlier checkpoint of that name exists")
-        super().__init__(err.errno, f"cannot write checkpoint {path}: {reason}; {kept}")
-        self.path = path
-
-    def __str__(self) -> str:
-        return self.strerror
-
-    def __reduce__(self):
-        return _rebuild_error, (type(self), self.args, self.__dict__)
-
-
-def _rebuild_error(cls, args: tuple, attrs: dict) -> OSError:
-    """Unpickle an ``OSError`` subclass whose ``__init__`` takes other arguments."""
-    err = cls.__new__(cls)
-    OSError.__init__(err, *args)
-    err.__dict__.update(attrs)
-    return err
+        super().__init__(path, err, f"cannot write checkpoint {path}: {os_error_reason(err)}; "
+                                    f"{kept}")
 
 
 def read_error(path: Path, err: OSError) -> OSError:
     """An ``OSError`` of the same kind whose message names the checkpoint ``path``."""
-    reason = err.strerror or str(err) or type(err).__name__
-    return type(err)(err.errno or errno.EIO, f"cannot read checkpoint {path}: {reason}")
+    return type(err)(err.errno or errno.EIO,
+                     f"cannot read checkpoint {path}: {os_error_reason(err)}")
 
 
 # -- random-number states -----------------------------------------------------------------------

@@ -30,7 +30,7 @@ import torch
 
 from cs236781.train_results import FitResult
 from hw2.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
-from hw2.validation import ExperimentConfigError
+from hw2.validation import ExperimentConfigError, FileWriteError, os_error_reason
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
            "result_file_problem", "is_complete", "ResultWriteError", "prepare_outputs", "remove_empty_folders",
@@ -118,29 +118,13 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
     return path
 
 
-class ResultWriteError(OSError):
+class ResultWriteError(FileWriteError):
     """A result file could not be written (e.g. a full disk); a file of that name is unchanged."""
 
     def __init__(self, path: str, err: OSError):
-        reason = err.strerror or str(err) or type(err).__name__
-        super().__init__(err.errno, f"cannot write result file {path}: {reason}; the run's "
-                                    f"checkpoint (if it has one) is kept, so the same command "
-                                    f"again resumes instead of starting over")
-        self.path = path
-
-    def __str__(self) -> str:
-        return self.strerror
-
-    def __reduce__(self):
-        return _rebuild_error, (type(self), self.args, self.__dict__)
-
-
-def _rebuild_error(cls, args: tuple, attrs: dict) -> OSError:
-    """Unpickle an ``OSError`` subclass whose ``__init__`` takes other arguments."""
-    err = cls.__new__(cls)
-    OSError.__init__(err, *args)
-    err.__dict__.update(attrs)
-    return err
+        super().__init__(path, err, f"cannot write result file {path}: {os_error_reason(err)}; "
+                                    f"the run's checkpoint (if it has one) is kept, so the same "
+                                    f"command again resumes instead of starting over")
 
 
 _LOSSES = ("train_loss", "test_loss")

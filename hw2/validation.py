@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "UsageError", "ExperimentConfigError", "ExperimentConfigTypeError", "config_error",
+    "FileWriteError", "os_error_reason",
     "is_int", "is_real", "is_bool",
     "check_int", "check_real", "check_bool", "check_choice", "check_int_list", "check_optional",
     "MODEL_KW_FORMS", "parse_model_value", "ModelArgumentError", "parse_model_kw",
@@ -237,6 +238,35 @@ def parse_patience(text: str) -> Optional[int]:
 
 
 parse_patience.__name__ = "epoch count (a positive integer, or 0 for no early stopping)"
+
+
+def os_error_reason(err: OSError) -> str:
+    """The reason an ``OSError`` gives (``strerror``, else its text, else its class name)."""
+    return err.strerror or str(err) or type(err).__name__
+
+
+class FileWriteError(OSError):
+    """A file could not be written: an ``OSError`` with the failure's errno, whose text is
+    ``message`` (naming the file) and whose ``path`` is the file. It pickles, although its
+    ``__init__`` takes other arguments than ``OSError``'s (subclasses build ``message``)."""
+
+    def __init__(self, path, err: OSError, message: str):
+        super().__init__(err.errno, message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.strerror
+
+    def __reduce__(self):
+        return _rebuild_os_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_os_error(cls, args: tuple, attrs: dict) -> OSError:
+    """Unpickle a :class:`FileWriteError` subclass: ``OSError``'s fields, then the others."""
+    err = cls.__new__(cls)
+    OSError.__init__(err, *args)
+    err.__dict__.update(attrs)
+    return err
 
 
 class ModelArgumentError(argparse.ArgumentTypeError, ValueError):
