@@ -294,13 +294,9 @@ class Trainer(abc.ABC):
         if path is None:
             return FitState()
         resumed = self._take_resumed(path)  # resume_from loaded the file into the model
-        if resumed is not None:
-            state, rng = resumed
-            self._check_epochs_done(state, num_epochs, path)
-        else:  # refuse before loading: a refused resume leaves model and optimizer as they were
-            payload = self._read_fit_checkpoint(path)
-            state, rng = FitState(**payload["fit_state"]), payload["rng"]
-            self._check_epochs_done(state, num_epochs, path)
+        payload, state, rng = (None, *resumed) if resumed else self._read_fit_checkpoint(path)
+        self._check_epochs_done(state, num_epochs, path)  # a refused resume loads nothing
+        if payload is not None:
             self._load_states(payload, path)
         ckpt.restore_rng_states(rng, loaders, path)
         if print_every:
@@ -383,9 +379,8 @@ class Trainer(abc.ABC):
         path = self._resume_file(checkpoints)
         if path is None:
             return None
-        payload = self._read_fit_checkpoint(path)
+        payload, state, rng = self._read_fit_checkpoint(path)
         self._load_states(payload, path)
-        state, rng = FitState(**payload["fit_state"]), payload["rng"]
         self._resumed = (path.absolute(), state, rng)
         return FitState(**dataclasses.asdict(state))
 
@@ -454,9 +449,9 @@ class Trainer(abc.ABC):
         self.save_checkpoint(self.last_checkpoint_file(checkpoint_file), fit_state=state,
                              loaders=loaders)
 
-    def _read_fit_checkpoint(self, path: Path) -> dict:
+    def _read_fit_checkpoint(self, path: Path) -> tuple:
         """Read and check a checkpoint written by :meth:`fit`; nothing is loaded yet (see
-        :meth:`_load_states`). :return: Its payload."""
+        :meth:`_load_states`). :return: ``(payload, FitState, rng)``."""
         payload = self._load_checkpoint_file(path)
         ckpt.check_payload(payload, path, self._checkpoint_kind)
         if payload["fit_state"] is None:
@@ -464,7 +459,7 @@ class Trainer(abc.ABC):
                              f"save_checkpoint outside fit), so fit cannot resume from it")
         self._check_model_state(payload["model_state"], path, payload.get("model_class"))
         ckpt.check_identity(payload["identity"], self.identity, path)
-        return payload
+        return payload, FitState(**payload["fit_state"]), payload["rng"]
 
     def _load_states(self, payload: dict, path: Path) -> None:
         """Load a checked checkpoint's optimizer state, then its weights: the optimizer checks
