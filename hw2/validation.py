@@ -289,3 +289,20 @@ def parse_model_kw(text: str) -> Tuple[str, Any]:
 
 
 parse_model_kw.__name__ = "KEY=VALUE model argument"
+
+
+def check_interval(name: str, value, low: float, high: float, low_open: bool = False,
+                   high_open: bool = False) -> float:
+    """``value`` as a ``float`` between ``low`` and ``high``, each end included unless its
+    ``*_open`` flag says otherwise; the message writes the interval out, e.g. ``[0, 1)``.
+
+    :raises TypeError: ``value`` is not a real number.
+    :raises ValueError: It is NaN or outside the interval.
+    """
+    expected = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                f"{')' if high_open else ']'}")
+    number = check_real(name, value, finite=False, expected=expected)
+    if (number <= low if low_open else number < low) or (number >= high if high_open
+                                                         else number > high):
+        raise _fail(ValueError, name, expected, value)
+    return number
