@@ -306,3 +306,23 @@ def check_interval(name: str, value, low: float, high: float, low_open: bool = F
                                                          else number > high):
         raise _fail(ValueError, name, expected, value)
     return number
+
+
+def check_device(name: str, value):
+    """``value`` as a ``torch.device`` (from a device, a string such as ``'cuda:0'`` or a CUDA
+    index), or None.
+
+    :raises TypeError: It is none of these.
+    :raises ValueError: A string or index torch does not accept as a device.
+    """
+    import torch  # here only: the other checks need no torch
+
+    if value is None or isinstance(value, torch.device):
+        return value
+    expected = "a torch.device, a string such as 'cpu' or 'cuda:0', or None"
+    if not isinstance(value, str) and not is_int(value):
+        raise _fail(TypeError, name, expected, value)
+    try:
+        return torch.device(value)
+    except RuntimeError as err:
+        raise ValueError(f"{name} must be {expected}, got {value!r}: {err}") from None
