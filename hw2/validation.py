@@ -1,13 +1,28 @@
-"""Errors and argument checks shared by every hw2 module, with one rule everywhere.
+"""Errors and argument checks shared by every hw2 module, and the one policy they serve.
 
-* A value of the wrong type raises ``TypeError``; a value of the right type that is out of
-  range raises ``ValueError``.
-* numpy scalars are accepted wherever Python numbers are (``np.int64`` is an ``Integral``,
-  ``np.float32`` a ``Real``); ``bool`` is never accepted as a number, and ``np.bool_`` is
-  accepted wherever ``bool`` is.
-* Every check returns the value as a plain Python object (``int``, ``float``, ``bool``,
-  ``list``), and its message names the argument, what was expected and what was received:
-  ``"{name} must be {expected}, got {value!r}"``.
+The policy:
+
+* **Check a value once, where it enters**: in :class:`hw2.config.ExperimentConfig`, in the
+  public constructors (layers, models, optimizers, trainers, loaders), and in the public
+  functions students call with their own data (``plot_decision_boundary_2d``,
+  ``select_roc_thresh``, the losses' labels). Code that receives a value from one of those
+  trusts it and does not check it again.
+* **Check with the helpers below**, never with a local re-implementation; a module that needs
+  a new kind of check adds one small function here.
+* **Say what was expected and what was received**, and name the argument:
+  ``"{name} must be {expected}, got {value!r}"``. A value of the wrong type raises
+  ``TypeError``; a value of the right type that is out of range raises ``ValueError``.
+* **Never match the text of another library's message.** An error that torch raises clearly
+  inside an ``nn.Module`` (a float64 batch into a float32 convolution, three channels into a
+  one-channel network) reaches the user as torch's own; one that torch raises unclearly is
+  prevented by checking the value where it enters, not by rewording torch's message.
+* **The command line turns every user mistake into one line and exit status 2** (see
+  :mod:`hw2.cli`), and never leaves a half-written file behind.
+
+Details of the helpers: numpy scalars are accepted wherever Python numbers are (``np.int64``
+is an ``Integral``, ``np.float32`` a ``Real``); ``bool`` is never accepted as a number, and
+``np.bool_`` is accepted wherever ``bool`` is; every check returns the value as a plain Python
+object (``int``, ``float``, ``bool``, ``list``, ``dict``).
 
 The errors of the experiment pipeline live here too, below every module that raises them, and
 so do the parsers of command-line values (``--batches``, ``--early-stopping``, ``--model-kw``)
@@ -27,7 +42,8 @@ __all__ = [
     "is_int", "is_real", "is_bool",
     "check_int", "check_real", "check_bool", "check_choice", "check_int_list", "check_optional",
     "MODEL_KW_FORMS", "parse_model_value", "ModelArgumentError", "parse_model_kw",
-    "parse_batches", "parse_patience",
+    "parse_batches", "parse_patience", "check_interval", "check_device", "check_kwargs",
+    "check_tensor",
 ]
 
 
@@ -326,3 +342,32 @@ def check_device(name: str, value):
         return torch.device(value)
     except RuntimeError as err:
         raise ValueError(f"{name} must be {expected}, got {value!r}: {err}") from None
+
+
+def check_kwargs(name: str, value, flags: Collection[str] = ()) -> dict:
+    """``value`` as a new dict of keyword arguments (``{}`` for None); the entries named in
+    ``flags`` must be booleans (torch would take any truthy value for ``bias=``).
+
+    :raises TypeError: ``value`` is not a dict, or a flag is not ``True``/``False``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(TypeError, name, "a dict of keyword arguments or None", value)
+    for flag in set(flags) & set(value):
+        check_bool(f"{name}[{flag!r}]", value[flag])
+    return dict(value)
+
+
+def check_tensor(name: str, value, floating: bool = True):
+    """``value`` if it is a ``torch.Tensor`` (of a floating-point dtype when ``floating``).
+
+    :raises TypeError: It is not a tensor, or not a floating-point one.
+    """
+    import torch  # here only: the other checks need no torch
+
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value
