@@ -16,7 +16,8 @@ from typing import Iterator, List, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from hw2.validation import check_bool, check_int, check_real
+from hw2.validation import (check_bool, check_choice, check_int, check_int_list, check_interval,
+                            check_real, check_tensor)
 
 ParamList = List[Tuple[Tensor, Tensor]]
 
@@ -29,23 +30,6 @@ __all__ = [
 def _shape(t: Tensor) -> Tuple[int, ...]:
     """A tensor's shape as a plain tuple, for readable error messages."""
     return tuple(t.shape)
-
-
-def _check_tensor(name: str, x, floating: bool = True) -> None:
-    """Raise a TypeError unless ``x`` is a tensor (a floating-point one if ``floating``)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if floating and not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-
-
-def _check_probability(name: str, p) -> float:
-    """``p`` as a float in [0, 1) (TypeError for a non-number, ValueError outside)."""
-    expected = "a number in [0, 1)"
-    p = check_real(name, p, 0.0, expected=expected)
-    if not p < 1:
-        raise ValueError(f"{name} must be {expected}, got {p!r}")
-    return p
 
 
 class Layer(abc.ABC):
@@ -105,7 +89,7 @@ class Layer(abc.ABC):
 
     def _check_dout(self, dout: Tensor, shape: Tuple[int, ...]) -> None:
         """Raise a ValueError unless ``dout`` has the shape of this layer's last output."""
-        _check_tensor("dout", dout)
+        check_tensor("dout", dout)
         if _shape(dout) != tuple(shape):
             raise ValueError(
                 f"{self!r}.backward: expected dout of shape {tuple(shape)} (the forward "
@@ -132,14 +116,14 @@ class LeakyReLU(_Elementwise):
         :raises ValueError: If ``alpha`` is outside [0, 1).
         """
         super().__init__()
-        self.alpha = _check_probability("alpha", alpha)
+        self.alpha = check_interval("alpha", alpha, 0, 1, high_open=True)
 
     def forward(self, x: Tensor, **kw) -> Tensor:
         """
         :param x: any shape.
         :return: ``max(alpha * x, x)``, same shape as ``x``.
         """
-        _check_tensor("x", x)
+        check_tensor("x", x)
         # ====== YOUR CODE: ======
         positive = x > 0
         self.grad_cache["positive"] = positive
@@ -165,7 +149,9 @@ class ReLU(LeakyReLU):
     """Rectified linear unit, ``max(0, x)``: a :class:`LeakyReLU` with ``alpha = 0``."""
 
     def __init__(self):
+        # ====== YOUR CODE: ======
         super().__init__(alpha=0.0)
+        # ====== END YOUR CODE ======
 
     def __repr__(self):
         return "ReLU"
@@ -183,7 +169,7 @@ class Sigmoid(_Elementwise):
         :param x: any shape.
         :return: ``sigmoid(x)``, same shape as ``x``.
         """
-        _check_tensor("x", x)
+        check_tensor("x", x)
         # ====== YOUR CODE: ======
         out = torch.sigmoid(x)
         self.grad_cache["out"] = out
@@ -214,7 +200,7 @@ class TanH(_Elementwise):
         :param x: any shape.
         :return: ``tanh(x)``, same shape as ``x``.
         """
-        _check_tensor("x", x)
+        check_tensor("x", x)
         # ====== YOUR CODE: ======
         out = torch.tanh(x)
         self.grad_cache["out"] = out
@@ -253,17 +239,18 @@ class Linear(Layer):
         :raises TypeError: If a feature count is not an integer or ``wstd`` not a number.
         """
         super().__init__()
-        self.in_features = check_int("in_features", in_features, 1, expected="a positive int")
-        self.out_features = check_int("out_features", out_features, 1, expected="a positive int")
-        self.wstd = check_real("wstd", wstd, 0.0, expected="a non-negative number and finite")
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
+        self.wstd = check_real("wstd", wstd, 0.0)
         dtype = torch.get_default_dtype() if dtype is None else dtype
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-        self.w = torch.empty(self.out_features, self.in_features, dtype=dtype)
-        self.b = torch.empty(self.out_features, dtype=dtype)
+        # ====== YOUR CODE: ======
+        self.w = torch.empty(self.out_features, self.in_features, dtype=dtype).normal_(0, self.wstd)
+        self.b = torch.zeros(self.out_features, dtype=dtype)
+        # ====== END YOUR CODE ======
         self.dw = torch.zeros_like(self.w)
         self.db = torch.zeros_like(self.b)
-        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Draw ``w`` from N(0, wstd^2), set ``b`` to zero, and zero both gradients (in place)."""
@@ -281,7 +268,7 @@ class Linear(Layer):
         :return: (N, D_out), or (*, D_out).
         :raises ValueError: If the last dimension of ``x`` is not D_in.
         """
-        _check_tensor("x", x)
+        check_tensor("x", x)
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self!r}: expected input of shape (N, {self.in_features}), got {_shape(x)}"
@@ -333,7 +320,7 @@ class CrossEntropyLoss(Layer):
             range.
         :raises TypeError: If ``y`` is not an integer tensor.
         """
-        _check_tensor("x", x)
+        check_tensor("x", x)
         if x.dim() != 2:
             raise ValueError(f"CrossEntropyLoss: expected scores x of shape (N, C), got {_shape(x)}")
         n, c = x.shape
@@ -402,29 +389,16 @@ class BCEWithLogitsLoss(Layer):
         :raises ValueError: On wrongly shaped logits/targets, an empty batch or targets outside
             [0, 1] (NaN included).
         """
-        _check_tensor("x", x)
-        if not (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)):
-            raise ValueError(
-                f"BCEWithLogitsLoss: expected logits x of shape (N,) or (N, 1), got {_shape(x)}"
-            )
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError(f"BCEWithLogitsLoss: expected a non-empty batch of logits (N >= 1), "
-                             f"got shape {_shape(x)}")
-        if not isinstance(y, Tensor):
-            raise TypeError(f"BCEWithLogitsLoss: targets y must be a torch.Tensor, got {type(y).__name__}")
-        if _shape(y) not in ((n,), (n, 1)):
-            raise ValueError(
-                f"BCEWithLogitsLoss: expected targets y of shape ({n},) or ({n}, 1), got {_shape(y)}"
-            )
+        check_tensor("x", x)
+        check_tensor("y", y, floating=False)
+        n = x.shape[0] if x.dim() > 0 else 0
+        if n == 0 or x.numel() != n or x.dim() > 2 or _shape(y) not in ((n,), (n, 1)):
+            raise ValueError(f"BCEWithLogitsLoss: expected N >= 1 logits x and N targets y, each "
+                             f"(N,) or (N, 1), got shapes {_shape(x)} and {_shape(y)}")
         y = y.reshape(x.shape).to(x.dtype)
-        if bool(torch.isnan(y).any()):
-            raise ValueError("BCEWithLogitsLoss: expected targets in [0, 1], got NaN values")
-        if y.min() < 0 or y.max() > 1:
-            raise ValueError(
-                f"BCEWithLogitsLoss: expected targets in [0, 1], got values in "
-                f"[{float(y.min())}, {float(y.max())}]"
-            )
+        if not bool(((y >= 0) & (y <= 1)).all()):  # NaN fails both comparisons
+            raise ValueError(f"BCEWithLogitsLoss: expected targets y in [0, 1], got values in "
+                             f"[{y.min().item()}, {y.max().item()}]")
         self.grad_cache["probs"] = torch.sigmoid(x)
         self.grad_cache["y"] = y
         losses = x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x.abs()))
@@ -463,7 +437,7 @@ class Dropout(Layer):
         :raises ValueError: If ``p`` is outside [0, 1).
         """
         super().__init__()
-        self.p = _check_probability("p", p)
+        self.p = check_interval("p", p, 0, 1, high_open=True)
 
     def params(self) -> ParamList:
         return []
@@ -473,7 +447,7 @@ class Dropout(Layer):
         :param x: any shape.
         :return: same shape; the dropped-and-rescaled input in training mode, else ``x``.
         """
-        _check_tensor("x", x)
+        check_tensor("x", x)
         # ====== YOUR CODE: ======
         if self.training_mode and self.p > 0:
             keep = torch.rand_like(x) >= self.p
@@ -538,7 +512,9 @@ class Sequential(Layer):
         # ====== END YOUR CODE ======
 
     def params(self) -> ParamList:
+        # ====== YOUR CODE: ======
         return [pair for layer in self.layers for pair in layer.params()]
+        # ====== END YOUR CODE ======
 
     def train(self, training_mode: bool = True) -> "Sequential":
         super().train(training_mode)
@@ -586,15 +562,9 @@ class MLP(Layer):
         :raises TypeError: If ``hidden_features`` is not a sequence.
         """
         super().__init__()
-        if activation not in self.ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(self.ACTIVATIONS)}, got {activation!r}"
-            )
-        dropout = _check_probability("dropout", dropout)
-        if isinstance(hidden_features, (str, bytes)) or not hasattr(hidden_features, "__iter__"):
-            raise TypeError(f"hidden_features must be a sequence of ints (e.g. [100, 50] or ()), "
-                            f"got {type(hidden_features).__name__} ({hidden_features!r})")
-        hidden_features = list(hidden_features)
+        check_choice("activation", activation, self.ACTIVATIONS)
+        dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
+        hidden_features = check_int_list("hidden_features", hidden_features)
         # ====== YOUR CODE: ======
         layers = []
         widths = [in_features] + hidden_features

@@ -133,7 +133,7 @@ def test_numpy_numbers_are_accepted_as_hyperparameters():
     assert layers.Dropout(p=np.float64(0.5)).p == 0.5
     fc = layers.Linear(np.int64(3), np.int32(2), wstd=np.float32(0.5))
     assert (fc.in_features, fc.out_features, fc.w.shape) == (3, 2, (2, 3))
-    with pytest.raises(TypeError, match="in_features must be a positive int, got 2.5"):
+    with pytest.raises(TypeError, match="in_features must be an integer >= 1, got 2.5"):
         layers.Linear(2.5, 3)
 
 
@@ -259,9 +259,9 @@ def test_linear_bad_arguments():
         layers.Linear(3, 4)(torch.randn(2, 3, dtype=F64))
     with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
         layers.Linear(3, 4)([[1.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match="in_features must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="in_features must be an integer >= 1, got 0"):
         layers.Linear(0, 4)
-    with pytest.raises(ValueError, match="wstd must be a non-negative number"):
+    with pytest.raises(ValueError, match=r"wstd must be a finite number >= 0\.0, got -1"):
         layers.Linear(3, 4, wstd=-1)
     with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
         layers.Linear(3, 4, dtype=torch.long)
@@ -390,9 +390,9 @@ def test_bce_with_logits_compare_layer_to_torch():
 
 
 @pytest.mark.parametrize("x_shape, y, message", [
-    ((10,), torch.zeros(9), "expected targets y of shape (10,) or (10, 1), got (9,)"),
-    ((10, 2), torch.zeros(10), "expected logits x of shape (N,) or (N, 1), got (10, 2)"),
-    ((3,), torch.tensor([0.0, 2.0, 1.0]), "expected targets in [0, 1], got values in [0.0, 2.0]"),
+    ((10,), torch.zeros(9), "expected N >= 1 logits x and N targets y, each (N,) or (N, 1), got shapes (10,) and (9,)"),
+    ((10, 2), torch.zeros(10), "each (N,) or (N, 1), got shapes (10, 2) and (10,)"),
+    ((3,), torch.tensor([0.0, 2.0, 1.0]), "expected targets y in [0, 1], got values in [0.0, 2.0]"),
 ])
 def test_bce_with_logits_bad_input_messages(x_shape, y, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -629,7 +629,7 @@ def test_mlp_passes_kwargs_to_every_linear():
 
 
 def test_mlp_rejects_unknown_activation_listing_valid_ones():
-    with pytest.raises(ValueError, match=r"activation must be one of \['relu', 'sigmoid'\], got 'tanh'"):
+    with pytest.raises(ValueError, match=r"activation must be one of relu, sigmoid, got 'tanh'"):
         layers.MLP(3, 2, [4], activation="tanh")
     with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
         layers.MLP(3, 2, [4], dropout=1.0)
