@@ -371,3 +371,16 @@ def check_tensor(name: str, value, floating: bool = True):
     if floating and not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     return value
+
+
+def check_text(name: str, value, expected: str = "a non-empty string") -> str:
+    """``value`` if it is a string with something besides white space.
+
+    :raises TypeError: It is not a string.
+    :raises ValueError: It is empty or only white space.
+    """
+    if not isinstance(value, str):
+        raise _fail(TypeError, name, expected, value)
+    if not value.strip():
+        raise _fail(ValueError, name, expected, value)
+    return value
