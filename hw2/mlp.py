@@ -12,12 +12,13 @@ a probability model (``'softmax'``) or a block inside a bigger model such as
 """
 import functools
 from collections import defaultdict
-from typing import Callable, Dict, Sequence, Type, Union
+from collections.abc import Sequence
+from typing import Callable, Dict, Type, Union
 
 import torch.nn as nn
 from torch import Tensor
 
-from hw2.validation import check_int
+from hw2.validation import check_choice, check_int, check_int_list
 
 __all__ = ["MLP", "ACTIVATIONS", "ACTIVATION_DEFAULT_KWARGS", "NONLINEARITIES",
            "make_nonlinearity"]
@@ -65,17 +66,7 @@ def make_nonlinearity(nonlin: NonLin) -> nn.Module:
     """
     if isinstance(nonlin, nn.Module):
         return nonlin
-    if isinstance(nonlin, str):
-        factory = NONLINEARITIES.get(nonlin.lower())
-        if factory is None:
-            raise ValueError(
-                f"unknown nonlinearity {nonlin!r}; expected one of {sorted(NONLINEARITIES)} "
-                f"or an nn.Module"
-            )
-        return factory()
-    raise TypeError(
-        f"a nonlinearity must be a name or an nn.Module, got {type(nonlin).__name__}: {nonlin!r}"
-    )
+    return NONLINEARITIES[check_choice("nonlinearity", nonlin, NONLINEARITIES, str.lower)]()
 
 
 class MLP(nn.Module):
@@ -94,64 +85,34 @@ class MLP(nn.Module):
             ``nn.Module``; use ``'none'`` for a layer without one.
         :raises ValueError: If a size is below 1, ``dims`` is empty, the two sequences differ
             in length, or a nonlinearity name is unknown.
-        :raises TypeError: If ``dims`` or ``nonlins`` is not a sequence, or a size is not an
-            integer (numpy integers are accepted).
+        :raises TypeError: If ``dims`` or ``nonlins`` is not a sequence, a size is not an
+            integer (numpy integers are accepted) or a nonlinearity neither a name nor a module.
         """
         super().__init__()
-        in_dim = _check_positive_int("in_dim", in_dim)
-        for name, value in (("dims", dims), ("nonlins", nonlins)):
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise TypeError(f"{name} must be a sequence (one entry per layer), got "
-                                f"{type(value).__name__}: {value!r}")
-        dims, nonlins = list(dims), list(nonlins)
-        if not dims:
-            raise ValueError("dims must name at least one layer size, got an empty sequence")
-        dims = [_check_positive_int(f"dims[{i}]", dim) for i, dim in enumerate(dims)]
+        in_dim = check_int("in_dim", in_dim, 1)
+        dims = check_int_list("dims", dims, allow_empty=False)
+        if isinstance(nonlins, str) or not isinstance(nonlins, Sequence):
+            raise TypeError(f"nonlins must be a sequence (one entry per layer), got {nonlins!r}")
         if len(dims) != len(nonlins):
-            raise ValueError(
-                f"dims and nonlins must have the same length, got {len(dims)} dims {dims} "
-                f"and {len(nonlins)} nonlins"
-            )
-        for nonlin in nonlins:  # validate up front; valid entries are built in _make_layers
-            if not isinstance(nonlin, (nn.Module, str)) or (
-                    isinstance(nonlin, str) and nonlin.lower() not in NONLINEARITIES):
-                make_nonlinearity(nonlin)  # raises the TypeError / ValueError
-        self.in_dim = int(in_dim)
-        self.out_dim = int(dims[-1])
-        self.seq = nn.Sequential(*self._make_layers(dims, nonlins))
-
-    def _make_layers(self, dims: Sequence[int], nonlins: Sequence[NonLin]):
-        """
-        :return: The list ``[Linear, act, Linear, act, ...]`` in construction order.
-        """
+            raise ValueError(f"dims and nonlins must have the same length, got {len(dims)} dims "
+                             f"{dims} and {len(nonlins)} nonlins")
+        for i, nonlin in enumerate(nonlins):
+            if not isinstance(nonlin, nn.Module):
+                check_choice(f"nonlins[{i}]", nonlin, NONLINEARITIES, str.lower)
+        self.in_dim, self.out_dim = in_dim, dims[-1]
         # ====== YOUR CODE: ======
-        layers, prev = [], self.in_dim
+        layers, prev = [], in_dim
         for dim, nonlin in zip(dims, nonlins):
-            layers.append(nn.Linear(prev, int(dim)))
-            layers.append(make_nonlinearity(nonlin))
-            prev = int(dim)
-        return layers
+            layers += [nn.Linear(prev, dim), make_nonlinearity(nonlin)]
+            prev = dim
+        self.seq = nn.Sequential(*layers)
         # ====== END YOUR CODE ======
 
     def forward(self, x: Tensor) -> Tensor:
         """
         :param x: A batch of samples, ``(N, D_in)``.
         :return: The output of the last layer, ``(N, D_out)``.
-        :raises TypeError: If ``x`` is not a floating-point tensor.
-        :raises ValueError: If the last dimension of ``x`` is not ``in_dim``.
         """
-        if not isinstance(x, Tensor):
-            raise TypeError(f"MLP: x must be a torch.Tensor of shape (N, {self.in_dim}), got "
-                            f"{type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"MLP: x must be a floating-point tensor, got dtype {x.dtype}")
-        if x.dim() < 1 or x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"MLP expects input of shape (N, {self.in_dim}), got {tuple(x.shape)}"
-            )
+        # ====== YOUR CODE: ======
         return self.seq(x)
-
-
-def _check_positive_int(name: str, value) -> int:
-    """``value`` as an int >= 1 (:func:`hw2.validation.check_int`)."""
-    return check_int(name, value, 1, expected="a positive integer")
+        # ====== END YOUR CODE ======

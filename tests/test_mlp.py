@@ -139,8 +139,8 @@ def test_bad_configuration_raises_value_error(kwargs, fragment):
 
 # A size that is no integer at all is of the wrong type: TypeError, as everywhere in hw2.
 @pytest.mark.parametrize("kwargs, fragment", [
-    (dict(in_dim=2.5, dims=[3], nonlins=["relu"]), "in_dim must be a positive integer, got 2.5"),
-    (dict(in_dim=True, dims=[3], nonlins=["relu"]), "in_dim must be a positive integer, got True"),
+    (dict(in_dim=2.5, dims=[3], nonlins=["relu"]), "in_dim must be an integer >= 1, got 2.5"),
+    (dict(in_dim=True, dims=[3], nonlins=["relu"]), "in_dim must be an integer >= 1, got True"),
     (dict(in_dim=2, dims=[3, "4"], nonlins=["relu", "none"]), "dims[1]"),
 ])
 def test_sizes_of_the_wrong_type_raise_type_error(kwargs, fragment):
@@ -177,11 +177,17 @@ def test_course_activation_tables():
 
 
 def test_bad_nonlinearity_type_raises_type_error():
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nonlins\[0\] must be one of relu, .*, got <built-in"):
         MLP(2, [3], [torch.relu])
 
 
-def test_wrong_input_width_raises_value_error_with_shapes():
+def test_wrong_input_width_is_left_to_torch():
+    """The validation policy: a batch of the wrong width is torch's own error inside the first
+    nn.Linear (a RuntimeError naming both shapes), as in plain torch.nn.Sequential."""
     mlp = MLP(4, [3], ["relu"])
-    with pytest.raises(ValueError, match=r"\(N, 4\).*\(10, 5\)"):
+    plain = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    with pytest.raises(RuntimeError) as ours:
         mlp(torch.randn(10, 5))
+    with pytest.raises(RuntimeError) as theirs:
+        plain(torch.randn(10, 5))
+    assert str(ours.value) == str(theirs.value)
