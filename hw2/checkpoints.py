@@ -1,39 +1,49 @@
-"""What a training checkpoint holds besides the weights, and how its contents are checked.
+"""Training checkpoints: one checked :class:`Checkpoint` value, its file, and its checks.
 
-:class:`hw2.training.Trainer` writes and reads the files; this module owns their contents:
+:class:`hw2.training.Trainer` uses this interface only:
 
-* :func:`rng_states` / :func:`restore_rng_states`: the random-number states a resumed fit
-  needs to repeat the draws of an uninterrupted one: torch (CPU and, when initialised, CUDA),
-  numpy, Python's ``random``, and the ``generator`` of each data loader that has one
-  (:class:`~hw2.tensor_data.TensorLoader` shuffles and augments with its own generator, a
-  ``DataLoader`` with ``generator=`` samples with it; a ``DataLoader`` without one draws its
-  seed from the global torch generator, which is saved anyway). Every state is a tensor or a
-  plain value, so the file stays loadable with ``torch.load(..., weights_only=True)``.
-* :func:`check_torch_file`, :func:`check_payload`: a file that is not a torch archive, or whose
-  layout, ``fit_state`` fields, types or list lengths are wrong, is refused with a
-  ``ValueError`` naming the file and the field.
-* :func:`check_identity`: a checkpoint records the configuration of its run (a plain dict,
-  e.g. :meth:`hw2.config.ExperimentConfig.identity`) and is refused by a run whose
-  configuration differs, naming the keys that differ.
-* :class:`CheckpointWriteError`: a failed write (a full disk), as one ``OSError`` naming the
-  file.
+* :meth:`Checkpoint.capture` takes a model's weights, its optimizer's state, the fit progress
+  and every random-number state a resumed fit needs to repeat the draws of an uninterrupted
+  one (torch CPU and, when initialised, CUDA; numpy; Python's ``random``; the ``generator``
+  of each data loader that has one). Every part is a tensor or a plain value.
+* :meth:`Checkpoint.save` writes it atomically (temporary file, fsync, rename): a reader sees
+  the old file or the whole new one. A failed write (a full disk) raises
+  :class:`CheckpointWriteError` naming the file; the previous file is kept.
+* :meth:`Checkpoint.load` reads a file with ``torch.load(..., weights_only=True)`` (a file
+  cannot run code) and refuses, with a ``ValueError`` naming the file and the field, a file
+  that is not a torch archive, holds other objects, is truncated or malformed.
+* :meth:`Checkpoint.check_fits` refuses a checkpoint of another kind of model, another
+  architecture or another run (its ``identity``: the run's settings, a plain dict);
+  :meth:`Checkpoint.restore` puts the state back (optimizer, weights, random numbers).
+
+File names: ``NAME.pt`` holds the best-accuracy state, ``NAME.last.pt`` the latest epoch's
+(:func:`checkpoint_file`, :func:`last_checkpoint_file`, :func:`resume_file`).
 """
+import dataclasses
 import errno
+import io
+import os
+import pickle
 import random
 from numbers import Real
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn as nn
 
+from cs236781.atomic import atomic_write_bytes
 from hw2.validation import FileWriteError, os_error_reason
 
-__all__ = ["CHECKPOINT_FORMAT", "OLD_FORMATS", "CheckpointWriteError", "FIT_STATE_TYPES",
-           "rng_states", "restore_rng_states", "check_torch_file", "check_payload",
-           "check_identity", "plain_identity", "read_error", "fit_state_problem"]
+__all__ = ["CHECKPOINT_FORMAT", "OLD_FORMATS", "CheckpointWriteError", "Checkpoint",
+           "FIT_STATE_TYPES", "checkpoint_file", "last_checkpoint_file", "remove_checkpoints",
+           "resume_file", "rng_states", "restore_rng_states", "check_torch_file",
+           "check_payload", "check_identity", "plain_identity", "fit_state_problem"]
 
-#: Marks files written by :meth:`hw2.training.Trainer.save_checkpoint` (and their layout).
+PathLike = Union[str, os.PathLike]
+
+#: Marks checkpoint files (and their layout).
 CHECKPOINT_FORMAT = "hw2.training.checkpoint/2"
 #: Earlier layouts: weights and progress but no random-number states or run identity.
 OLD_FORMATS = ("hw2.training.checkpoint/1",)
@@ -62,7 +72,199 @@ class CheckpointWriteError(FileWriteError):
                                     f"{kept}")
 
 
-def read_error(path: Path, err: OSError) -> OSError:
+# -- file names ----------------------------------------------------------------------------------
+
+def checkpoint_file(checkpoints: PathLike) -> Path:
+    """The best-accuracy file of a ``checkpoints`` name: ``NAME.pt`` (``NAME.pt`` is kept).
+
+    :raises TypeError: ``checkpoints`` is not a path.
+    :raises ValueError: It is empty.
+    """
+    if not isinstance(checkpoints, (str, os.PathLike)) or not os.fspath(checkpoints):
+        cls = ValueError if isinstance(checkpoints, (str, os.PathLike)) else TypeError
+        raise cls(f"checkpoints must be a non-empty file name (without extension) or None, "
+                  f"got {checkpoints!r}")
+    path = Path(checkpoints)
+    return path if path.suffix == ".pt" else path.with_name(path.name + ".pt")
+
+
+def last_checkpoint_file(checkpoints: PathLike) -> Path:
+    """The latest epoch's file of a ``checkpoints`` name: ``NAME.last.pt``."""
+    best = checkpoint_file(checkpoints)
+    return best.with_name(best.name[:-len(".pt")] + ".last.pt")
+
+
+def remove_checkpoints(checkpoints: PathLike) -> None:
+    """Delete both files of a ``checkpoints`` name (missing ones are ignored)."""
+    for path in (checkpoint_file(checkpoints), last_checkpoint_file(checkpoints)):
+        path.unlink(missing_ok=True)
+
+
+def resume_file(checkpoints: PathLike) -> Optional[Path]:
+    """The file a fit resumes from: the last file, else the best one, else None.
+
+    :raises ValueError: One of them exists but is not a file (a folder, a device).
+    """
+    for path in (last_checkpoint_file(checkpoints), checkpoint_file(checkpoints)):
+        if path.exists() and not path.is_file():
+            raise ValueError(f"checkpoint {path} is not a file (it is a folder or a device); "
+                             f"remove it or choose another checkpoints name")
+        if path.is_file():
+            return path
+    return None
+
+
+# -- the value -------------------------------------------------------------------------------------
+
+def _kind(model) -> str:
+    """``'torch'`` for an ``nn.Module`` (a state_dict), ``'layers'`` for a hw2.layers model."""
+    return "torch" if isinstance(model, nn.Module) else "layers"
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What a checkpoint file holds. ``fit_state`` and ``rng`` are None for a checkpoint
+    saved outside :meth:`hw2.training.Trainer.fit` (weights only, not resumable)."""
+
+    kind: str  # 'torch' or 'layers' (see _KIND_TEXT)
+    model_class: str
+    model_state: Any  # a state_dict, or a list of parameter tensors
+    optimizer_state: Optional[dict]
+    fit_state: Optional[Dict[str, Any]] = None
+    rng: Optional[Dict[str, Any]] = None
+    identity: Optional[Dict[str, Any]] = None
+    path: Optional[Path] = dataclasses.field(default=None, compare=False)  # the file read
+
+    @property
+    def epochs_done(self) -> int:
+        """The epochs of fit progress it holds (0 outside fit)."""
+        return self.fit_state["epochs_done"] if self.fit_state is not None else 0
+
+    @classmethod
+    def capture(cls, model, optimizer, identity=None, fit_state: Optional[dict] = None,
+                loaders: Sequence = ()) -> "Checkpoint":
+        """The state of a training run now; the random numbers only with a ``fit_state``."""
+        if isinstance(model, nn.Module):
+            weights = model.state_dict()
+        else:
+            weights = [p.detach().clone() for p, _ in model.params()]
+        return cls(_kind(model), type(model).__name__, weights,
+                   optimizer.state_dict() if hasattr(optimizer, "state_dict") else None,
+                   fit_state, rng_states(loaders) if fit_state is not None else None,
+                   plain_identity(identity))
+
+    def save(self, path: PathLike) -> None:
+        """Write atomically. The archive is built in memory and written by Python, so a full
+        disk is an ``OSError`` of the write itself.
+
+        :raises CheckpointWriteError: The file cannot be written (the old one is kept).
+        """
+        payload = {"format": CHECKPOINT_FORMAT, "trainer_kind": self.kind,
+                   "model_class": self.model_class, "model_state": self.model_state,
+                   "optimizer_state": self.optimizer_state, "fit_state": self.fit_state,
+                   "rng": self.rng, "identity": self.identity}
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buffer.getbuffer())
+        except OSError as err:
+            raise CheckpointWriteError(path, err) from err
+
+    @classmethod
+    def load(cls, path: PathLike, model=None) -> "Checkpoint":
+        """Read and check a checkpoint file, to the CPU, tensors and plain values only.
+
+        :param model: The model that will read it (an ``nn.Module`` reads a state_dict, a
+            hw2.layers model a list of tensors); None: either.
+
+        :raises ValueError: Not a torch archive, other objects inside (never unpickled),
+            truncated, or malformed (see :func:`check_payload`).
+        :raises OSError: It cannot be read (the message names the file).
+        """
+        path = Path(path)
+        check_torch_file(path)
+        try:  # to the CPU: torch takes random-number states only there
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise ValueError(f"checkpoint {path} was refused: it holds objects other than "
+                             f"tensors and plain Python values, and checkpoints are only read "
+                             f"with torch.load(weights_only=True). Delete it or choose "
+                             f"another checkpoints name.") from None
+        except (RuntimeError, EOFError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"checkpoint {path} is unreadable (truncated or not a torch "
+                             f"checkpoint): {first}") from None
+        except OSError as err:
+            raise _read_error(path, err) from None
+        check_payload(payload, path, None if model is None else _kind(model))
+        return cls(payload["trainer_kind"], payload["model_class"], payload["model_state"],
+                   payload["optimizer_state"], payload["fit_state"], payload["rng"],
+                   payload["identity"], path)
+
+    def check_fits(self, model, identity) -> None:
+        """Refuse a checkpoint (loaded for this kind of model) of another architecture or run.
+
+        :param identity: The reading run's settings (None: any run's checkpoint is taken).
+        :raises ValueError: Naming the file and what differs.
+        """
+        path = self.path
+        problems = _architecture_problems(model, self.model_state)
+        if problems:
+            raise ValueError(f"checkpoint {path} was saved from a different architecture "
+                             f"({self.model_class} -> {type(model).__name__}): "
+                             f"{'; '.join(problems[:5])}. Delete the file or choose another "
+                             f"checkpoints name to start afresh.")
+        check_identity(self.identity, plain_identity(identity), path)
+
+    def restore(self, model, optimizer, loaders: Optional[Sequence] = None) -> None:
+        """Put optimizer state, weights and (given the fit's ``loaders``) the random-number
+        states back. :meth:`check_fits` has accepted the model.
+
+        The optimizer goes first: it checks its state before changing anything, so a misfit
+        leaves the model as it was too.
+
+        :raises ValueError: The optimizer state does not fit, or the loaders do not match.
+        """
+        path = self.path
+        if self.optimizer_state is not None and hasattr(optimizer, "load_state_dict"):
+            try:
+                optimizer.load_state_dict(self.optimizer_state)
+            except (ValueError, KeyError, RuntimeError, TypeError) as err:
+                raise ValueError(f"checkpoint {path}: the saved optimizer state does not fit "
+                                 f"{type(optimizer).__name__}: {err}") from None
+        if isinstance(model, nn.Module):
+            model.load_state_dict(self.model_state)
+        else:
+            with torch.no_grad():
+                for (p, _), saved in zip(model.params(), self.model_state):
+                    p.copy_(saved)
+        if self.rng is not None and loaders is not None:
+            restore_rng_states(self.rng, loaders, path)
+
+
+def _architecture_problems(model, saved) -> List[str]:
+    """How the saved weights differ from the model's (names, shapes); empty when they fit."""
+    if not isinstance(model, nn.Module):
+        saved_shapes = [tuple(t.shape) for t in saved]
+        own_shapes = [tuple(p.shape) for p, _ in model.params()]
+        return [] if saved_shapes == own_shapes else [
+            f"parameter shapes {saved_shapes} in the checkpoint but {own_shapes} in the model"]
+    own = model.state_dict()
+    problems = []
+    for what, keys in (("missing", [k for k in own if k not in saved]),
+                       ("unexpected", [k for k in saved if k not in own])):
+        if keys:
+            problems.append(f"{what} {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
+    for key in own:
+        if key in saved and tuple(saved[key].shape) != tuple(own[key].shape):
+            problems.append(f"{key} has shape {tuple(saved[key].shape)} in the checkpoint but "
+                            f"{tuple(own[key].shape)} in the model")
+    return problems
+
+
+def _read_error(path: Path, err: OSError) -> OSError:
     """An ``OSError`` of the same kind whose message names the checkpoint ``path``."""
     return type(err)(err.errno or errno.EIO,
                      f"cannot read checkpoint {path}: {os_error_reason(err)}")
@@ -93,7 +295,7 @@ def rng_states(loaders: Sequence = ()) -> Dict[str, Any]:
     }
 
 
-def restore_rng_states(rng: Dict[str, Any], loaders: Sequence, path: Path) -> None:
+def restore_rng_states(rng: Dict[str, Any], loaders: Sequence, path: PathLike) -> None:
     """Set the states :func:`rng_states` saved (checked by :func:`check_payload`).
 
     The CUDA states are restored for the GPUs this process sees (those beyond are dropped).
@@ -140,17 +342,18 @@ def check_torch_file(path: Path) -> None:
         with open(path, "rb") as f:
             head = f.read(len(_ZIP_MAGIC))
     except OSError as err:
-        raise read_error(path, err) from None
+        raise _read_error(path, err) from None
     if head != _ZIP_MAGIC:
         what = "it is empty" if not head else f"it starts with {head!r}, not a zip archive"
         raise ValueError(f"checkpoint {path} is not a PyTorch checkpoint ({what}, as "
                          f"torch.save writes); delete it or choose another checkpoints name")
 
 
-def check_payload(payload, path: Path, trainer_kind: str) -> None:
+def check_payload(payload, path: PathLike, trainer_kind: Optional[str] = None) -> None:
     """Refuse a loaded checkpoint whose layout or field types are wrong.
 
-    :param trainer_kind: ``'layers'`` or ``'torch'``: the reading trainer's kind of model.
+    :param trainer_kind: ``'layers'`` or ``'torch'``: the kind of model that will read it
+        (None: either).
     :raises ValueError: Naming the file and what is wrong.
     """
     if not isinstance(payload, dict) or payload.get("format") not in (CHECKPOINT_FORMAT,
@@ -165,13 +368,13 @@ def check_payload(payload, path: Path, trainer_kind: str) -> None:
         raise ValueError(f"checkpoint {path} is malformed: {problem}")
 
 
-def _payload_problem(payload: dict, trainer_kind: str) -> Optional[str]:
+def _payload_problem(payload: dict, trainer_kind: Optional[str]) -> Optional[str]:
     if set(payload) != set(_PAYLOAD_KEYS):
         return f"expected the keys {list(_PAYLOAD_KEYS)}, got {sorted(map(str, payload))}"
     kind = payload["trainer_kind"]
     if kind not in _KIND_TEXT:
         return f"trainer_kind must be one of {sorted(_KIND_TEXT)}, got {kind!r}"
-    if kind != trainer_kind:
+    if trainer_kind is not None and kind != trainer_kind:
         return (f"it was written by {_KIND_TEXT[kind]} and cannot be read by "
                 f"{_KIND_TEXT[trainer_kind]}")
     problem = _model_state_problem(payload["model_state"], kind)
@@ -289,7 +492,7 @@ def _plain(value, where: str):
                     f"dicts with string keys), got {value!r:.60}")
 
 
-def check_identity(saved: Optional[dict], own: Optional[dict], path: Path) -> None:
+def check_identity(saved: Optional[dict], own: Optional[dict], path: PathLike) -> None:
     """Refuse a checkpoint of another run.
 
     :param saved: The identity stored in the checkpoint.
@@ -317,4 +520,3 @@ _ABSENT = object()
 
 def _shown(identity: dict, key: str) -> str:
     return repr(identity[key]) if key in identity else "<absent>"
-

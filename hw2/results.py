@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from cs236781.train_results import FitResult
-from hw2.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
+from cs236781.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
 from hw2.validation import ExperimentConfigError, FileWriteError, os_error_reason
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
@@ -75,7 +75,7 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
 
     The file is ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` with ``L`` and ``K`` taken from
     ``cfg['layers_per_block']`` and ``cfg['filters_per_layer']``. It is written atomically
-    (:func:`hw2.atomic.atomic_write_text`), so readers never see a half-written file, and is
+    (:func:`cs236781.atomic.atomic_write_text`), so readers never see a half-written file, and is
     strict JSON: a NaN or infinite value is written as null, and a run with a null loss is
     marked ``diverged`` in its config (with the first such epoch) unless it already is.
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import cs236781.atomic
-from hw2 import atomic
+from cs236781 import atomic
 
 
 @pytest.fixture

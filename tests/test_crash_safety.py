@@ -31,7 +31,8 @@ from hw2 import cli, grids
 from hw2.config import ExperimentConfig
 from hw2.experiments import cnn_experiment
 from hw2.results import load_experiment, result_filename
-from hw2.training import ClassifierTrainer, ExperimentTrainer, TrainingDiverged
+from hw2.experiment_trainer import ExperimentTrainer
+from hw2.training import ClassifierTrainer, TrainingDiverged
 
 EPOCHS = 5
 # 40 batches an epoch: the kill, a poll after the first checkpoint appears, must land before the

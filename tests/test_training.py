@@ -7,6 +7,10 @@ trainers are tested against hand counts and against an independent autograd/torc
 import math
 import os
 import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +24,8 @@ import hw2.training as training
 from cs236781.train_results import BatchResult, EpochResult, FitResult
 from hw2.classifier import ArgMaxClassifier
 from hw2.datasets import load_dataset
-from hw2.training import ClassifierTrainer, ExperimentTrainer, LayerTrainer, Trainer
+from hw2.experiment_trainer import ExperimentTrainer
+from hw2.training import ClassifierTrainer, LayerTrainer, Trainer
 
 
 def loader(n=10, batch_size=3, features=4, seed=0):
@@ -293,28 +298,11 @@ def test_checkpoint_from_another_architecture_is_refused(tmp_path):
         wider.fit(loader(n=3), loader(n=3), num_epochs=2, checkpoints=ckpt, print_every=0)
 
 
-def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
-    trainer = ScriptedTrainer()
-    path = tmp_path / "keep.pt"
-    trainer.save_checkpoint(str(path))
-    before = path.read_bytes()
-
-    def broken_save(obj, f, *args, **kwargs):
-        f.write(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        trainer.save_checkpoint(str(path))
-    assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["keep.pt"]
-
-
 @pytest.mark.parametrize("name, expected", [
     ("run", "run.pt"), ("run.pt", "run.pt"), ("a/b/run", "a/b/run.pt"), ("run.v2", "run.v2.pt"),
 ])
 def test_checkpoint_file_appends_pt_once(name, expected):
-    assert Trainer.checkpoint_file(name) == training.Path(expected)
+    assert Trainer.checkpoint_file(name) == Path(expected)
 
 
 @pytest.mark.parametrize("bad, exc", [("", ValueError), (3, TypeError), (None, TypeError)])
@@ -323,7 +311,8 @@ def test_checkpoint_file_rejects_non_names(bad, exc):
         Trainer.checkpoint_file(bad)
 
 
-def test_resume_from_reports_progress_and_fit_does_not_read_the_file_again(tmp_path, monkeypatch):
+def test_resume_from_checks_without_loading_and_fit_takes_it_without_reading_again(
+        tmp_path, monkeypatch):
     ckpt = str(tmp_path / "run")
     ScriptedTrainer(test_correct=[1, 2]).fit(loader(n=3), loader(n=3), num_epochs=2,
                                              checkpoints=ckpt, print_every=0)
@@ -332,21 +321,24 @@ def test_resume_from_reports_progress_and_fit_does_not_read_the_file_again(tmp_p
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
     trainer = ScriptedTrainer(test_correct=[1, 2, 3])
-    progress = trainer.resume_from(ckpt)
-    assert (progress.epochs_done, progress.best_acc) == (2, pytest.approx(200 / 3))
-    progress.train_acc.append(-1.0)  # the caller's copy: changing it changes nothing
+    before = trainer.model.weight.detach().clone()
+    checkpoint = trainer.resume_from(ckpt)
+    assert checkpoint.epochs_done == 2
+    assert checkpoint.fit_state["best_acc"] == pytest.approx(200 / 3)
+    assert torch.equal(trainer.model.weight, before)  # read and checked, not loaded
     trainer.test_epochs = 2
-    res = trainer.fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0)
-    assert len(loads) == 1  # resume_from read it; fit continued from that state
+    res = trainer.fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0,
+                      resume=checkpoint)
+    assert len(loads) == 1  # resume_from read it; fit continued from the value it was given
     assert trainer.train_calls == 1 and res.num_epochs == 3 and len(res.train_acc) == 3
-    # A second fit has nothing pending and reads the (now updated) file itself.
+    # A fit given no checkpoint value reads the (now updated) file itself.
     ScriptedTrainer().fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0)
     assert len(loads) == 2
 
 
-def test_a_fit_after_training_on_from_resume_from_reads_the_file_again(tmp_path):
-    # resume_from loads the file; training the model afterwards makes that load stale, so a
-    # fit with the checkpoint must start from the file, as a fresh trainer does.
+def test_a_fit_resumes_the_same_way_from_the_file_or_from_the_value_after_training_on(tmp_path):
+    # The checkpoint value holds the whole state: training the model between resume_from and
+    # fit changes nothing, whether fit is given the value or reads the file.
     data = TensorDataset(torch.randn(6, 4), torch.randint(0, 3, (6,)))
     dl = DataLoader(data, batch_size=3)
 
@@ -360,14 +352,16 @@ def test_a_fit_after_training_on_from_resume_from_reads_the_file_again(tmp_path)
     after_one_epoch = best.read_bytes()
     fresh = sgd_trainer()
     expected = fresh.fit(dl, dl, num_epochs=2, checkpoints=ckpt, print_every=0)
-    best.write_bytes(after_one_epoch)  # the same file again
-
-    trainer = sgd_trainer()
-    assert trainer.resume_from(ckpt).epochs_done == 1
-    trainer.train_epoch(dl, verbose=False)  # the model moves on from the loaded weights
-    result = trainer.fit(dl, dl, num_epochs=2, checkpoints=ckpt, print_every=0)
-    assert result == expected
-    assert torch.equal(trainer.model.weight, fresh.model.weight)
+    for given in (False, True):
+        best.write_bytes(after_one_epoch)  # the same file again
+        trainer = sgd_trainer()
+        checkpoint = trainer.resume_from(ckpt)
+        assert checkpoint.epochs_done == 1
+        trainer.train_epoch(dl, verbose=False)  # the model moves on
+        result = trainer.fit(dl, dl, num_epochs=2, checkpoints=ckpt, print_every=0,
+                             resume=checkpoint if given else None)
+        assert result == expected
+        assert torch.equal(trainer.model.weight, fresh.model.weight)
 
 
 def test_fit_accepts_numpy_integers():
@@ -472,15 +466,15 @@ def test_the_last_checkpoint_follows_every_epoch_and_the_best_file_only_improvem
     real_save = trainer.save_checkpoint
 
     def spy(name, **kw):
-        seen.append((training.Path(name).name, kw["fit_state"].epochs_done))
+        seen.append((Path(name).name, kw["fit_state"].epochs_done))
         return real_save(name, **kw)
 
     trainer.save_checkpoint = spy
     trainer.fit(loader(n=3), loader(n=3), num_epochs=4, checkpoints=ckpt, print_every=0)
     assert seen == [("run.pt", 1), ("run.last.pt", 1), ("run.last.pt", 2), ("run.last.pt", 3),
                     ("run.pt", 4), ("run.last.pt", 4)]
-    assert Trainer.last_checkpoint_file("a/run") == training.Path("a/run.last.pt")
-    assert Trainer.last_checkpoint_file("run.pt") == training.Path("run.last.pt")
+    assert Trainer.last_checkpoint_file("a/run") == Path("a/run.last.pt")
+    assert Trainer.last_checkpoint_file("run.pt") == Path("run.last.pt")
     Trainer.remove_checkpoints(ckpt)
     assert list(tmp_path.iterdir()) == []
 
@@ -527,27 +521,57 @@ def test_a_checkpoint_with_more_epochs_than_requested_is_refused(tmp_path):
     assert trainer.train_calls == 0
 
 
-def test_a_failed_write_mid_run_names_the_file_and_keeps_the_last_good_checkpoint(
-        tmp_path, monkeypatch):
-    ckpt = str(tmp_path / "run")
-    real_save, calls = torch.save, []
+# A child process whose files may not grow past a limit (RLIMIT_FSIZE, with SIGXFSZ ignored, so
+# that a write past it fails with EFBIG as a write to a full disk fails with ENOSPC): a real
+# write failure in the middle of a checkpoint, not a patched function.
+_LIMITED_WRITER = """
+import resource, signal, sys
+import torch, torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+from hw2.training import CheckpointWriteError, ClassifierTrainer
 
-    def full_disk(obj, f, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:  # epoch 2's last file (epoch 1 wrote best and last, 2 best)
-            raise OSError(28, "No space left on device")
-        return real_save(obj, f, *args, **kwargs)
+name, epochs, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+data = TensorDataset(torch.randn(200, 4), torch.randint(0, 3, (200,)))
+model = nn.Linear(4, 3)
+trainer = ClassifierTrainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1))
+if limit:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    trainer.fit(DataLoader(data, batch_size=2), DataLoader(data, batch_size=2), epochs,
+                checkpoints=name, print_every=0)
+except CheckpointWriteError as err:
+    print(err)
+    sys.exit(3)
+"""
 
-    monkeypatch.setattr(torch, "save", full_disk)
-    trainer = ScriptedTrainer(test_correct=[1, 2, 3])
-    with pytest.raises(training.CheckpointWriteError) as info:
-        trainer.fit(loader(n=3), loader(n=3), num_epochs=3, checkpoints=ckpt, print_every=0)
-    message = str(info.value)
-    assert isinstance(info.value, OSError)
-    assert message == (f"cannot write checkpoint {tmp_path / 'run.last.pt'}: No space left on "
-                       f"device; the file as it was, the last good checkpoint, is kept")
-    assert torch.load(tmp_path / "run.last.pt", weights_only=True)["fit_state"]["epochs_done"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.last.pt", "run.pt"]
+
+def _limited_writer(tmp_path, epochs, limit):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    return subprocess.run([sys.executable, "-c", _LIMITED_WRITER, str(tmp_path / "run"),
+                           str(epochs), str(limit)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+
+
+@pytest.mark.slow  # two child processes
+def test_a_write_that_fails_mid_checkpoint_names_the_file_and_keeps_the_last_good_one(tmp_path):
+    first = _limited_writer(tmp_path, epochs=1, limit=0)
+    assert first.returncode == 0, first.stderr
+    last = tmp_path / "run.last.pt"  # as a fit killed after epoch 1 leaves it
+    one_epoch = (tmp_path / "run.pt").read_bytes()
+    last.write_bytes(one_epoch)
+    # Epoch 2's files hold 200 more losses than epoch 1's: they cannot be written.
+    second = _limited_writer(tmp_path, epochs=2, limit=len(one_epoch) + 64)
+    assert second.returncode == 3, second.stderr
+    assert re.fullmatch(rf"cannot write checkpoint {re.escape(str(tmp_path))}/run(\.last)?\.pt: "
+                        rf"File too large; the file as it was, the last good checkpoint, is "
+                        rf"kept\n", second.stdout)
+    assert "Traceback" not in second.stderr
+    for kept in (last, tmp_path / "run.pt"):  # the previous checkpoints are whole
+        assert kept.read_bytes() == one_epoch
+    assert torch.load(last, weights_only=True)["fit_state"]["epochs_done"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.last.pt", "run.pt"]  # no temp
 
 
 def test_non_checkpoint_file_is_refused(tmp_path):
@@ -695,8 +719,9 @@ def test_layer_trainer_checkpoint_resume_and_mismatch(tmp_path):
     fresh = layers.MLP(4, 3, [6], wstd=0.5)
     fresh_opt = optimizers.MomentumSGD(fresh.params(), 0.1)
     resumed = LayerTrainer(fresh, layers.CrossEntropyLoss(), fresh_opt)
-    progress = resumed.resume_from(tmp_path / "layers")
-    assert progress.epochs_done == 2 and len(progress.train_acc) == 2
+    checkpoint = resumed.resume_from(tmp_path / "layers")
+    assert checkpoint.epochs_done == 2 and len(checkpoint.fit_state["train_acc"]) == 2
+    checkpoint.restore(fresh, fresh_opt)
     for (p, _), t in zip(fresh.params(), saved["model_state"]):
         assert torch.equal(p, t)
     torch.testing.assert_close(fresh_opt.state[0]["velocity"], saved["optimizer_state"]["state"][0]["velocity"])
@@ -873,21 +898,24 @@ def test_autocast_trainer_matches_float32_training_closely():
 
 
 
-def test_experiment_trainer_autocast_hooks_leave_no_state_behind():
+def test_experiment_trainer_autocasts_its_batches_only():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     trainer = ExperimentTrainer(net, nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.1),
                                 device="cpu", autocast_dtype=torch.bfloat16)
-    x = torch.randn(5, 4)
-    assert net(x).dtype == torch.float32  # scores come back as float32
-    assert not torch.is_autocast_enabled("cpu")  # autocast is left after the forward pass
+    seen = []
+    net[2].register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    trainer.train_batch((x, y))
+    trainer.test_batch((x, y))
+    assert seen == [torch.bfloat16, torch.bfloat16]  # the forward passes ran under autocast
+    assert not torch.is_autocast_enabled("cpu")  # and autocast was left afterwards
     with pytest.raises(RuntimeError):
-        net(torch.randn(5, 7))  # a failing forward pass leaves autocast too
+        trainer.train_batch((torch.randn(5, 7), y))  # a failing forward pass leaves it too
     assert not torch.is_autocast_enabled("cpu")
-    trainer.close()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
-        assert net(x).dtype == torch.float32
+    assert net(x).dtype == torch.float32  # the model itself is unchanged: no hooks of ours
     assert len(net._forward_hooks) == 0 and len(net._forward_pre_hooks) == 0
+    assert all(p.dtype == torch.float32 for p in net.parameters())
 
 
 def test_experiment_trainer_channels_last_converts_model_and_batches():
@@ -985,10 +1013,9 @@ def test_experiment_trainer_accepts_the_autocast_dtypes_torch_runs(dtype):
     trainer = ExperimentTrainer(net, nn.CrossEntropyLoss(), None, device="cpu",
                                 autocast_dtype=dtype)
     seen = []
-    net.register_forward_hook(lambda m, a, out: seen.append(out.dtype), prepend=True)
-    assert net(torch.randn(2, 4)).dtype == torch.float32  # scores come back as float32
-    assert seen == [dtype]  # the layer itself ran under autocast to this dtype
-    trainer.close()
+    net.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    result = trainer.test_batch((torch.randn(2, 4), torch.tensor([0, 2])))
+    assert seen == [dtype] and math.isfinite(result.loss)  # the layer ran in this dtype
 
 
 @pytest.mark.parametrize("bad, exc, needle", [
