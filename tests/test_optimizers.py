@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from hw2 import optimizers
 from hw2.optimizers import Adam, MomentumSGD, Optimizer, RMSProp, VanillaSGD
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -114,36 +113,7 @@ def test_state_created_when_a_param_first_gets_a_gradient(name):
     assert not torch.equal(ours[1].detach(), make_params()[1])
 
 
-@pytest.mark.parametrize("name", ["sgd-reg", "nesterov-reg", "rmsprop-reg", "adam-reg"])
-def test_chunked_cpu_updates_match_torch(name, monkeypatch):
-    # With a tiny chunk size every param is updated in its own kernel call (and the 12-value
-    # param alone exceeds the limit): the result must not depend on the chunking.
-    monkeypatch.setattr(optimizers, "CPU_CHUNK_NUMEL", 5)
-    run_side_by_side(name, "tensors", num_steps=4)
-
-
-def test_params_of_different_dtypes_are_updated_in_separate_groups():
-    a = torch.ones(3, dtype=torch.float32)
-    b = torch.ones(2, dtype=DTYPE)
-    opt = Adam([(a, torch.full_like(a, 2.0)), (b, torch.full_like(b, -3.0))], learn_rate=0.5)
-    groups = list(opt._groups())
-    assert [idx for idx, _, _ in groups] == [[0], [1]]
-    opt.step()
-    torch.testing.assert_close(a, torch.full_like(a, 0.5))
-    torch.testing.assert_close(b, torch.full_like(b, 1.5))
-
-
-@pytest.mark.parametrize("sizes, limit, expected", [
-    ([3, 4, 2, 10, 1], 7, [[0, 1], [2], [3], [4]]),
-    ([3, 4, 2], 100, [[0, 1, 2]]),
-    ([8], 2, [[0]]),
-    ([], 5, []),
-])
-def test_chunk_by_numel(sizes, limit, expected):
-    assert list(optimizers._chunk_by_numel(range(len(sizes)), sizes, limit)) == expected
-
-
-def test_tensor_without_grad_is_skipped_and_has_no_state():
+def test_tensor_without_grad_is_skipped_and_its_state_untouched():
     a, b = make_params()[:2]
     a.requires_grad_(True)
     b.requires_grad_(True)
@@ -152,8 +122,55 @@ def test_tensor_without_grad_is_skipped_and_has_no_state():
     b_before = b.detach().clone()
     opt.step()
     assert torch.equal(b.detach(), b_before)
-    assert set(opt.state) == {0}
+    assert opt.state[0]["step"] == 1 and opt.state[1]["step"] == 0
+    assert torch.count_nonzero(opt.state[1]["exp_avg"]) == 0
     assert opt.params[1] == (b, None)
+
+
+@pytest.mark.parametrize("opt_cls, names", [
+    (VanillaSGD, []), (MomentumSGD, ["velocity"]), (RMSProp, ["square_avg"]),
+    (Adam, ["exp_avg", "exp_avg_sq", "step"]),
+])
+def test_every_param_gets_its_state_at_construction_as_zeros(opt_cls, names):
+    # The state is created in __init__ (the course's hand-out asks for it there), one dict per
+    # param, zero tensors of the param's shape, dtype and memory format.
+    conv = torch.randn(4, 3, 3, 3).contiguous(memory_format=torch.channels_last)
+    params = [conv, torch.randn(5, dtype=DTYPE)]
+    opt = opt_cls(params)
+    assert set(opt.state) == {0, 1}
+    for p, state in zip(params, opt.state.values()):
+        assert sorted(state) == sorted(names)
+        for name in names:
+            if name == "step":
+                assert state[name] == 0
+                continue
+            assert state[name].shape == p.shape and state[name].dtype == p.dtype
+            assert torch.count_nonzero(state[name]) == 0
+    if names and names != ["step"]:
+        assert opt.state[0][names[0]].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", ["sgd-reg", "nesterov-reg", "rmsprop-reg", "adam-reg"])
+def test_params_of_different_dtypes_and_a_channels_last_one_match_torch(name):
+    # float32 and float64 params in one optimizer, one of them a channels-last convolution
+    # weight: each follows torch.optim's trajectory and keeps its dtype and memory format.
+    ours_cls, ours_kw, torch_cls, torch_kw = TORCH_PAIRS[name]
+    gen = torch.Generator().manual_seed(5)
+    conv = torch.randn(4, 3, 3, 3, generator=gen).contiguous(memory_format=torch.channels_last)
+    start = [conv, torch.randn(6, generator=gen, dtype=DTYPE)]
+    ours = [p.clone(memory_format=torch.preserve_format).requires_grad_(True) for p in start]
+    theirs = [p.clone(memory_format=torch.preserve_format).requires_grad_(True) for p in start]
+    opt, ref = ours_cls(ours, **ours_kw), torch_cls(theirs, **torch_kw)
+    for step in range(4):
+        for a, b, g in zip(ours, theirs, gradient_at([p.detach().double() for p in ours], step)):
+            a.grad, b.grad = g.to(a.dtype), g.to(b.dtype)
+        opt.step()
+        ref.step()
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, rtol=1e-5 if a.dtype == torch.float32 else 1e-10,
+                                       atol=1e-6 if a.dtype == torch.float32 else 1e-12)
+    assert ours[0].dtype == torch.float32 and ours[1].dtype == DTYPE
+    assert ours[0].is_contiguous(memory_format=torch.channels_last)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -347,7 +364,7 @@ def test_invalid_hyperparameters_raise_value_error(cls, kwargs, needle):
     with pytest.raises(ValueError) as info:
         cls([torch.zeros(1)], **kwargs)
     message = str(info.value)
-    assert needle in message and repr(float(value)) in message
+    assert needle in message and repr(value) in message
 
 
 @pytest.mark.parametrize("kwargs", [dict(learn_rate="0.1"), dict(reg=None), dict(momentum=True)])
@@ -366,20 +383,6 @@ def test_mismatched_param_grad_shapes_are_refused():
         VanillaSGD([(torch.zeros(2), torch.zeros(2)), (torch.zeros(3, 2), torch.zeros(2, 3))])
 
 
-def test_mismatched_param_grad_dtypes_are_refused():
-    with pytest.raises(ValueError, match="dtype"):
-        VanillaSGD([(torch.zeros(2), torch.zeros(2, dtype=DTYPE))])
-
-
-def test_tensor_grad_with_wrong_shape_is_refused_at_step():
-    t = torch.zeros(3)
-    opt = VanillaSGD([t])
-    t.grad = torch.zeros(3)
-    t.grad.data = torch.zeros(4)  # only reachable by bypassing autograd's own check
-    with pytest.raises(ValueError, match=r"\(4,\).*\(3,\)"):
-        opt.step()
-
-
 @pytest.mark.parametrize("params, exc, needle", [
     ([], ValueError, "empty"),
     (torch.zeros(3), TypeError, "single Tensor"),
@@ -391,19 +394,6 @@ def test_tensor_grad_with_wrong_shape_is_refused_at_step():
 def test_bad_params_are_refused(params, exc, needle):
     with pytest.raises(exc, match=needle):
         VanillaSGD(params)
-
-
-def test_update_helpers_are_pure_functions_over_lists():
-    params = [torch.tensor([1.0, 2.0], dtype=DTYPE), torch.tensor([-1.0], dtype=DTYPE)]
-    grads = [torch.tensor([0.5, 0.5], dtype=DTYPE), torch.tensor([2.0], dtype=DTYPE)]
-    velocities = [torch.tensor([0.1, 0.0], dtype=DTYPE), torch.tensor([-0.2], dtype=DTYPE)]
-    optimizers.momentum_update(params, grads, velocities, learn_rate=0.1, reg=0.0,
-                               momentum=0.5, nesterov=False)
-    # v = 0.5 v - 0.1 g; θ = θ + v
-    torch.testing.assert_close(velocities[0], torch.tensor([0.05 - 0.05, -0.05], dtype=DTYPE), **TIGHT)
-    torch.testing.assert_close(velocities[1], torch.tensor([-0.1 - 0.2], dtype=DTYPE), **TIGHT)
-    torch.testing.assert_close(params[0], torch.tensor([1.0, 1.95], dtype=DTYPE), **TIGHT)
-    torch.testing.assert_close(params[1], torch.tensor([-1.3], dtype=DTYPE), **TIGHT)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -455,73 +445,6 @@ def test_load_state_dict_refuses_state_of_other_params():
 
 
 # ----------------------------------------------------------------------------------------------
-# Memory: steps after the first allocate nothing shaped like the parameters
-# ----------------------------------------------------------------------------------------------
-
-
-def _allocations_during(fn):
-    """Sizes in bytes of every CPU allocation made while ``fn()`` runs (torch's profiler)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    return [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0]
-
-
-@pytest.mark.parametrize("name", sorted(TORCH_PAIRS))
-def test_steps_after_the_first_allocate_no_tensor_memory(name, monkeypatch):
-    # Several chunks (so the shared work buffers serve more than one group) of parameters of
-    # 1,000+ values: any temporary shaped like a parameter would show as an allocation of at
-    # least 8 kB. What may remain are the few bytes of 0-dim scalar tensors that the
-    # multi-tensor kernels wrap their Python-number arguments in.
-    monkeypatch.setattr(optimizers, "CPU_CHUNK_NUMEL", 3000)
-    ours_cls, ours_kw, _, _ = TORCH_PAIRS[name]
-    params = [torch.randn(40, 50, dtype=DTYPE, requires_grad=True) for _ in range(3)]
-    for p in params:
-        p.grad = torch.randn_like(p)
-    opt = ours_cls(params, **ours_kw)
-    opt.step()  # creates the state and the work buffers
-    for _ in range(2):
-        sizes = _allocations_during(opt.step)
-        assert max(sizes, default=0) <= 16, f"{name}: step allocated {sorted(sizes)[-5:]} bytes"
-
-
-def test_allocation_probe_sees_a_parameter_sized_temporary():
-    # The oracle of the test above does see an allocation the size of a parameter.
-    p = torch.randn(40, 50, dtype=DTYPE)
-    sizes = _allocations_during(lambda: p + 1)
-    assert max(sizes) >= p.numel() * p.element_size()
-
-
-@pytest.mark.parametrize("opt_cls", [RMSProp, Adam])
-def test_work_buffers_follow_a_growing_group_and_channels_last_params(opt_cls):
-    # A parameter that appears later (bigger group) and a channels-last one (its own work
-    # buffer with its strides): the trajectory still equals a fresh allocation each step.
-    conv = torch.randn(4, 3, 3, 3, dtype=DTYPE).contiguous(memory_format=torch.channels_last)
-    late = torch.randn(30, dtype=DTYPE)
-    ours = [torch.randn(5, dtype=DTYPE), conv, late]
-    ours = [p.clone(memory_format=torch.preserve_format).requires_grad_(True) for p in ours]
-    theirs = [p.detach().clone(memory_format=torch.preserve_format).requires_grad_(True)
-              for p in ours]
-    kw = dict(learn_rate=0.01, reg=0.1)
-    opt = opt_cls(ours, **kw)
-    ref = opt_cls(theirs, **kw)
-    for step in range(4):
-        grads = gradient_at([p.detach() for p in ours], step)
-        for i, (a, b, g) in enumerate(zip(ours, theirs, grads)):
-            has_grad = i != 2 or step >= 2
-            a.grad = g.clone() if has_grad else None
-            b.grad = g.clone() if has_grad else None
-        opt.step()
-        ref._work_views.clear()  # the reference recomputes its work buffers every step
-        ref._work_flat.clear()
-        ref.step()
-        for a, b in zip(ours, theirs):
-            assert torch.equal(a, b)
-    assert ours[1].is_contiguous(memory_format=torch.channels_last)
-
-
-# ----------------------------------------------------------------------------------------------
 # A parameter given twice; numpy scalars
 # ----------------------------------------------------------------------------------------------
 
@@ -529,15 +452,15 @@ def test_work_buffers_follow_a_growing_group_and_channels_last_params(opt_cls):
 @pytest.mark.parametrize("opt_cls", [VanillaSGD, MomentumSGD, RMSProp, Adam])
 def test_parameter_given_twice_is_refused(opt_cls):
     w, b = torch.zeros(3, 2), torch.zeros(2)
-    with pytest.raises(ValueError, match=r"params\[2\] \(shape \(3, 2\)\) is the same tensor as "
+    with pytest.raises(ValueError, match=r"params\[2\] \(shape \(3, 2\)\) shares its memory with "
                                          r"params\[0\]; give every parameter once"):
         opt_cls([w, b, w])
 
 
 def test_pair_sharing_a_parameter_and_a_view_of_it_are_refused():
     w, gw = torch.zeros(3, 2), torch.zeros(3, 2)
-    with pytest.raises(ValueError, match=r"params\[1\] \(shape \(6,\)\) is a view of the same "
-                                         r"memory as params\[0\]"):
+    with pytest.raises(ValueError, match=r"params\[1\] \(shape \(6,\)\) shares its memory with "
+                                         r"params\[0\]"):
         VanillaSGD([(w, gw), (w.view(-1), gw.view(-1))])
 
 
@@ -553,11 +476,3 @@ def test_numpy_scalars_are_accepted_as_hyperparameters():
                       momentum=np.float64(0.25), nesterov=np.bool_(True))
     assert (opt.learn_rate, opt.reg, opt.momentum, opt.nesterov) == (0.5, 0.0, 0.25, True)
     assert type(opt.nesterov) is bool
-
-
-@pytest.mark.parametrize("name", ["rmsprop", "rmsprop-reg", "adam", "adam-reg"])
-def test_work_buffers_filled_by_multi_tensor_copies_match_torch(name, monkeypatch):
-    # Off the CPU the work buffers are filled by a copy and an in-place multi-tensor op instead
-    # of per-tensor out= calls; run that branch here and compare with torch.optim.
-    monkeypatch.setattr(optimizers, "_on_cpu", lambda tensors: False)
-    run_side_by_side(name, "tensors", num_steps=5)
