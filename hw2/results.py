@@ -197,8 +197,9 @@ def result_file_problem(data) -> Optional[str]:
     """What is wrong with a parsed result file, or None.
 
     Expected: an object with exactly ``config`` (an object) and ``results`` (every
-    :class:`FitResult` field, numbers only, one accuracy per epoch, accuracies in [0, 100];
-    a loss may be null, which is how a NaN or infinite loss is recorded).
+    :class:`FitResult` field, numbers only, one accuracy per epoch, accuracies in [0, 100],
+    at least one loss per epoch; a loss may be null, which is how a NaN or infinite loss is
+    recorded).
     """
     if not isinstance(data, dict) or set(data) != {"config", "results"}:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
@@ -226,6 +227,10 @@ def result_file_problem(data) -> Optional[str]:
         if bad:
             return (f"'results.{key}' must hold percentages in [0, 100], got {bad[0][1]!r} at "
                     f"index {bad[0][0]}")
+    for key in _LOSSES:  # one loss per batch: at least one per epoch
+        if len(res[key]) < n:
+            return (f"'results.{key}' has {len(res[key])} entries, fewer than one per epoch "
+                    f"(num_epochs={n})")
     return None
 
 

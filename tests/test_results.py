@@ -4,8 +4,10 @@ Writing, reading and validating result files is tested in test_experiments_cnn.p
 test_grids.py, the lock between processes in test_grid_lock.py.
 """
 import errno
+import json
 import os
 import pickle
+import re
 
 import pytest
 
@@ -80,3 +82,20 @@ def test_folders_made_before_a_failed_makedirs_are_removed(tmp_path, monkeypatch
     with pytest.raises(ExperimentConfigError, match="cannot be written to: No space left"):
         prepare_outputs(tmp_path / "a" / "b" / "run_L1_K8.json")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("field", ["train_loss", "test_loss"])
+def test_a_result_file_with_fewer_losses_than_epochs_is_refused_naming_file_and_field(
+        tmp_path, field):
+    path = save_experiment("run", tmp_path, {"filters_per_layer": [8], "layers_per_block": 1},
+                           FitResult(2, [1.0, 0.9], [50.0, 60.0], [2.0, 1.5], [40.0, 45.0]))
+    assert results.load_experiment(path)[1].num_epochs == 2  # one loss per epoch is enough
+    data = json.loads(open(path).read())
+    data["results"][field] = [1.0]  # two epochs, one loss
+    with open(path, "w") as f:
+        json.dump(data, f)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))} is not a valid experiment "
+                                         rf"result file: 'results\.{field}' has 1 entries, "
+                                         rf"fewer than one per epoch \(num_epochs=2\)$"):
+        results.load_experiment(path)
+    assert not results.is_complete(path)  # so a grid runs it again
