@@ -11,32 +11,24 @@ course notebooks exactly, so a network built right after ``torch.manual_seed(s)`
 same initial weights as the course's reference implementation. The size of the flattened
 features is found by a dry forward pass that saves and restores the torch RNG state, so it
 consumes no randomness.
+
+Arguments are checked once, in the constructors, with :mod:`hw2.validation`; a keyword the
+torch layer does not take (``activation_params=dict(slope=1)``) and a batch torch cannot
+convolve reach the user as torch's own error, as the validation policy says.
 """
-import math
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from hw2.mlp import MLP
-from hw2.validation import check_bool, check_int, check_real
+from hw2.validation import (check_bool, check_choice, check_int, check_int_list, check_interval,
+                            check_kwargs)
 
-__all__ = [
-    "ACTIVATIONS",
-    "POOLINGS",
-    "DEFAULT_CONV_PARAMS",
-    "DEFAULT_POOLING_PARAMS",
-    "make_activation",
-    "make_pooling",
-    "CNN",
-    "ResidualBlock",
-    "ResidualBottleneckBlock",
-    "ResNet",
-    "PreActivationBlock",
-    "YourCNN",
-]
+__all__ = ["ACTIVATIONS", "POOLINGS", "DEFAULT_CONV_PARAMS", "DEFAULT_POOLING_PARAMS",
+           "make_activation", "make_pooling", "CNN", "ResidualBlock", "ResidualBottleneckBlock",
+           "ResNet", "PreActivationBlock", "YourCNN"]
 
 #: Activation names accepted by ``activation_type``.
 ACTIVATIONS: Dict[str, Type[nn.Module]] = {"relu": nn.ReLU, "lrelu": nn.LeakyReLU, "tanh": nn.Tanh}
@@ -46,6 +38,9 @@ POOLINGS: Dict[str, Type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d
 DEFAULT_CONV_PARAMS = dict(kernel_size=3, stride=1, padding=1)
 #: Pooling used when ``pooling_params`` is ``None`` or empty: 2x2 windows, stride 2.
 DEFAULT_POOLING_PARAMS = dict(kernel_size=2)
+# Options of the torch layers built from the parameter dicts that torch would take from any
+# truthy value ("no" would mean True): they must be booleans.
+_FLAGS = ("bias", "inplace", "ceil_mode", "count_include_pad", "return_indices")
 # Extra nn.Conv2d options a residual block forwards to its main-path convolutions; anything
 # that changes the output size (stride, dilation, padding) would break the residual sum.
 _RESIDUAL_CONV_OPTIONS = ("bias", "padding_mode")
@@ -56,10 +51,10 @@ def make_activation(activation_type: str, activation_params: Optional[dict] = No
     :param activation_type: A name from :data:`ACTIVATIONS`.
     :param activation_params: Keyword arguments of the activation (e.g. ``negative_slope``).
     :return: A new activation module.
-    :raises ValueError: For an unknown name or parameters the activation does not take.
+    :raises ValueError: For an unknown name.
     """
-    cls = _lookup("activation_type", activation_type, ACTIVATIONS)
-    return _construct(cls, "activation_params", activation_params or {})
+    name = check_choice("activation_type", activation_type, ACTIVATIONS)
+    return ACTIVATIONS[name](**check_kwargs("activation_params", activation_params, _FLAGS))
 
 
 def make_pooling(pooling_type: str, pooling_params: Optional[dict] = None) -> nn.Module:
@@ -68,10 +63,11 @@ def make_pooling(pooling_type: str, pooling_params: Optional[dict] = None) -> nn
     :param pooling_params: Keyword arguments of the pooling layer; ``None`` or empty means
         :data:`DEFAULT_POOLING_PARAMS`.
     :return: A new pooling module.
-    :raises ValueError: For an unknown name or invalid parameters.
+    :raises ValueError: For an unknown name.
     """
-    cls = _lookup("pooling_type", pooling_type, POOLINGS)
-    return _construct(cls, "pooling_params", pooling_params or DEFAULT_POOLING_PARAMS)
+    name = check_choice("pooling_type", pooling_type, POOLINGS)
+    params = check_kwargs("pooling_params", pooling_params, _FLAGS) or DEFAULT_POOLING_PARAMS
+    return POOLINGS[name](**params)
 
 
 class CNN(nn.Module):
@@ -85,19 +81,10 @@ class CNN(nn.Module):
     ``Identity`` (raw scores).
     """
 
-    def __init__(
-        self,
-        in_size: Sequence[int],
-        out_classes: int,
-        channels: Sequence[int],
-        pool_every: int,
-        hidden_dims: Sequence[int],
-        conv_params: Optional[dict] = None,
-        activation_type: str = "relu",
-        activation_params: Optional[dict] = None,
-        pooling_type: str = "max",
-        pooling_params: Optional[dict] = None,
-    ):
+    def __init__(self, in_size: Sequence[int], out_classes: int, channels: Sequence[int],
+                 pool_every: int, hidden_dims: Sequence[int], conv_params: Optional[dict] = None,
+                 activation_type: str = "relu", activation_params: Optional[dict] = None,
+                 pooling_type: str = "max", pooling_params: Optional[dict] = None):
         """
         :param in_size: Size of one input image, ``(C_in, H, W)``.
         :param out_classes: Number of output scores ``C``.
@@ -113,27 +100,41 @@ class CNN(nn.Module):
             means :data:`DEFAULT_POOLING_PARAMS`.
         :raises ValueError: For an invalid configuration, including one whose feature maps
             shrink to nothing before reaching the classifier.
+        :raises TypeError: For an argument of the wrong type, or a keyword argument the torch
+            layer does not take (torch's own message).
         """
         super().__init__()
-        self.in_size = _check_in_size(in_size)
-        self.out_classes = _check_positive_int("out_classes", out_classes)
-        self.channels = _check_int_list("channels", channels, allow_empty=False)
-        self.pool_every = _check_positive_int("pool_every", pool_every)
-        self.hidden_dims = _check_int_list("hidden_dims", hidden_dims, allow_empty=True)
-        self.conv_params = _check_params("conv_params", conv_params) or dict(DEFAULT_CONV_PARAMS)
-        self.activation_type = activation_type
-        self.activation_params = _check_params("activation_params", activation_params)
-        self.pooling_type = pooling_type
-        self.pooling_params = (_check_params("pooling_params", pooling_params)
-                               or dict(DEFAULT_POOLING_PARAMS))
-        # Fail on unknown names before building anything.
-        make_activation(self.activation_type, self.activation_params)
-        make_pooling(self.pooling_type, self.pooling_params)
-
+        self._configure(in_size, out_classes, channels, pool_every, hidden_dims, conv_params,
+                        activation_type, activation_params, pooling_type, pooling_params)
         self.feature_extractor = self._make_feature_extractor()
         self.mlp = self._make_mlp()
 
-    # -- construction ---------------------------------------------------------------------
+    def _configure(self, in_size, out_classes, channels, pool_every, hidden_dims, conv_params,
+                   activation_type, activation_params, pooling_type, pooling_params) -> None:
+        """Check the arguments of :meth:`__init__` and store them (nothing is built)."""
+        self.in_size = tuple(check_int_list("in_size", in_size))
+        if len(self.in_size) != 3:
+            raise ValueError(f"in_size must be (channels, height, width), got {in_size!r}")
+        self.out_classes = check_int("out_classes", out_classes, 1)
+        self.channels = check_int_list("channels", channels, allow_empty=False)
+        self.pool_every = check_int("pool_every", pool_every, 1)
+        self.hidden_dims = check_int_list("hidden_dims", hidden_dims)
+        self.conv_params = (check_kwargs("conv_params", conv_params, _FLAGS)
+                            or dict(DEFAULT_CONV_PARAMS))
+        self.activation_type = check_choice("activation_type", activation_type, ACTIVATIONS)
+        self.activation_params = check_kwargs("activation_params", activation_params, _FLAGS)
+        self.pooling_type = check_choice("pooling_type", pooling_type, POOLINGS)
+        self.pooling_params = (check_kwargs("pooling_params", pooling_params, _FLAGS)
+                               or dict(DEFAULT_POOLING_PARAMS))
+
+    def _make_activation(self) -> nn.Module:
+        """:return: A new activation module of this network's type."""
+        return ACTIVATIONS[self.activation_type](**self.activation_params)
+
+    def _make_pooling(self) -> nn.Module:
+        """:return: A new pooling module of this network's type."""
+        return POOLINGS[self.pooling_type](**self.pooling_params)
+
     def _make_feature_extractor(self) -> nn.Sequential:
         """
         :return: ``Conv -> Act`` for every entry of ``channels``, with a pooling layer after
@@ -143,13 +144,43 @@ class CNN(nn.Module):
         layers: List[nn.Module] = []
         in_channels = self.in_size[0]
         for i, out_channels in enumerate(self.channels):
-            layers.append(self._make_conv(in_channels, out_channels))
+            layers.append(nn.Conv2d(in_channels, out_channels, **self.conv_params))
             layers.append(self._make_activation())
             if (i + 1) % self.pool_every == 0:
                 layers.append(self._make_pooling())
             in_channels = out_channels
         return nn.Sequential(*layers)
         # ====== END YOUR CODE ======
+
+    def _n_features(self) -> int:
+        """
+        Number of features the feature extractor produces per image, found by a dry forward
+        pass of one zero image in eval mode (batch norm keeps its statistics). The torch RNG
+        state is saved and restored around it.
+
+        :return: ``C_out * H_out * W_out`` of the feature extractor's output.
+        :raises ValueError: If torch cannot run the feature extractor on one image of
+            ``in_size`` (the feature maps shrink to nothing on the way).
+        """
+        rng_state, was_training = torch.get_rng_state(), self.feature_extractor.training
+        self.feature_extractor.eval()
+        try:
+            # ====== YOUR CODE: ======
+            with torch.no_grad():
+                features = self.feature_extractor(torch.zeros(1, *self.in_size))
+            return features.numel()
+            # ====== END YOUR CODE ======
+        except NotImplementedError:  # a blank of the student hand-out, not a configuration
+            raise
+        except RuntimeError as err:  # torch cannot convolve or pool maps that small
+            raise ValueError(
+                f"{type(self).__name__} with in_size={self.in_size} (channels={self.channels}, "
+                f"pool_every={self.pool_every}, conv_params={self.conv_params}, pooling_params="
+                f"{self.pooling_params}) shrinks the feature maps to nothing; use fewer pooling "
+                f"layers (a larger pool_every), smaller strides or more padding ({err})") from None
+        finally:
+            self.feature_extractor.train(was_training)
+            torch.set_rng_state(rng_state)
 
     def _make_mlp(self) -> MLP:
         """
@@ -162,76 +193,19 @@ class CNN(nn.Module):
         return MLP(in_dim=self._n_features(), dims=dims, nonlins=nonlins)
         # ====== END YOUR CODE ======
 
-    def _make_conv(self, in_channels: int, out_channels: int) -> nn.Conv2d:
-        """:return: A convolution configured by ``conv_params``."""
-        return _construct(nn.Conv2d, "conv_params", self.conv_params,
-                          in_channels=in_channels, out_channels=out_channels)
-
-    def _make_activation(self) -> nn.Module:
-        """:return: A new activation module of this network's type."""
-        return make_activation(self.activation_type, self.activation_params)
-
-    def _make_pooling(self) -> nn.Module:
-        """:return: A new pooling module of this network's type."""
-        return make_pooling(self.pooling_type, self.pooling_params)
-
-    def _n_features(self) -> int:
-        """
-        Number of features the feature extractor produces per image, found by a dry forward
-        pass of one zero image. The torch RNG state is saved and restored around it.
-
-        :return: ``C_out * H_out * W_out`` of the feature extractor's output.
-        :raises ValueError: If the feature maps shrink to nothing on the way.
-        """
-        rng_state = torch.get_rng_state()
-        was_training = self.feature_extractor.training
-        try:
-            self.feature_extractor.eval()
-            return math.prod(self._dry_run_shape())
-        finally:
-            self.feature_extractor.train(was_training)
-            torch.set_rng_state(rng_state)
-
-    @torch.no_grad()
-    def _dry_run_shape(self) -> Tuple[int, ...]:
-        """
-        :return: The shape ``(C_out, H_out, W_out)`` of the features of one image.
-        :raises ValueError: Naming the first layer whose output would be empty.
-        """
-        x = torch.zeros(1, *self.in_size)
-        for idx, layer in enumerate(self.feature_extractor):
-            in_shape = tuple(x.shape[1:])
-            try:
-                x = layer(x)
-            except RuntimeError:
-                x = None
-            if x is None or x.numel() == 0:
-                raise ValueError(
-                    f"{type(self).__name__} configuration shrinks the feature maps to nothing: "
-                    f"feature_extractor[{idx}] ({layer}) cannot process an input of shape "
-                    f"{in_shape} (in_size={self.in_size}, channels={self.channels}, "
-                    f"pool_every={self.pool_every}, conv_params={self.conv_params}, "
-                    f"pooling_params={self.pooling_params}); use fewer pooling layers "
-                    f"(a larger pool_every), smaller strides or more padding"
-                )
-        return tuple(x.shape[1:])
-
-    # -- forward ----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """
         :param x: A batch of images, ``(N, C_in, H, W)`` with ``(C_in, H, W) == in_size``.
         :return: Raw class scores, ``(N, out_classes)``.
-        :raises TypeError: If ``x`` is not a floating-point tensor.
-        :raises ValueError: If ``x`` does not have the configured image size.
+        :raises ValueError: If ``x`` is not a batch of images of the configured size.
         """
-        _check_input_tensor(type(self).__name__, x)
         if x.dim() != 4 or tuple(x.shape[1:]) != self.in_size:
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (N, {', '.join(map(str, self.in_size))}), "
-                f"got {tuple(x.shape)}"
-            )
+            raise ValueError(f"{type(self).__name__} expects input of shape (N, "
+                             f"{', '.join(map(str, self.in_size))}), got {tuple(x.shape)}")
+        # ====== YOUR CODE: ======
         features = self.feature_extractor(x)
         return self.mlp(features.reshape(features.shape[0], -1))
+        # ====== END YOUR CODE ======
 
 
 class ResidualBlock(nn.Module):
@@ -243,17 +217,9 @@ class ResidualBlock(nn.Module):
     output agree and a 1x1 convolution without bias otherwise.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: Sequence[int],
-        kernel_sizes: Sequence[int],
-        batchnorm: bool = False,
-        dropout: float = 0.0,
-        activation_type: str = "relu",
-        activation_params: Optional[dict] = None,
-        **kwargs,
-    ):
+    def __init__(self, in_channels: int, channels: Sequence[int], kernel_sizes: Sequence[int],
+                 batchnorm: bool = False, dropout: float = 0.0, activation_type: str = "relu",
+                 activation_params: Optional[dict] = None, **kwargs):
         """
         :param in_channels: Number of input channels ``C_in``.
         :param channels: Output channels of each main-path convolution; ``channels[-1]`` is
@@ -267,26 +233,41 @@ class ResidualBlock(nn.Module):
         :param kwargs: ``bias`` and/or ``padding_mode``, forwarded to the main-path
             convolutions.
         :raises ValueError: For an invalid configuration.
+        :raises TypeError: For an argument of the wrong type or another keyword argument.
         """
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        channels = _check_int_list("channels", channels, allow_empty=False)
+        in_channels = check_int("in_channels", in_channels, 1)
+        channels = check_int_list("channels", channels, allow_empty=False)
         kernel_sizes = _check_kernel_sizes(kernel_sizes, len(channels))
-        _check_dropout(dropout)
         batchnorm = check_bool("batchnorm", batchnorm)
-        conv_kwargs = _check_residual_conv_kwargs(type(self).__name__, kwargs)
-        make_activation(activation_type, activation_params)
-        self.in_channels, self.out_channels = int(in_channels), channels[-1]
+        dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
+        check_choice("activation_type", activation_type, ACTIVATIONS)
+        activation_params = check_kwargs("activation_params", activation_params, _FLAGS)
+        unknown = sorted(set(kwargs) - set(_RESIDUAL_CONV_OPTIONS))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {unknown}; "
+                            f"only the convolution options {list(_RESIDUAL_CONV_OPTIONS)} are "
+                            f"accepted")
+        conv_kwargs = check_kwargs("kwargs", kwargs, _FLAGS)
+        self.in_channels, self.out_channels = in_channels, channels[-1]
 
         # ====== YOUR CODE: ======
-        self.main_path = nn.Sequential(*_residual_main_path(
-            in_channels, channels, kernel_sizes, batchnorm, dropout,
-            activation_type, activation_params, conv_kwargs,
-        ))
-        if self.in_channels == self.out_channels:
+        layers: List[nn.Module] = []
+        prev = in_channels
+        for i, (out, k) in enumerate(zip(channels, kernel_sizes)):
+            layers.append(nn.Conv2d(prev, out, kernel_size=k, padding=k // 2, **conv_kwargs))
+            if i < len(channels) - 1:
+                if dropout > 0:
+                    layers.append(nn.Dropout2d(dropout))
+                if batchnorm:
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(ACTIVATIONS[activation_type](**activation_params))
+            prev = out
+        self.main_path = nn.Sequential(*layers)
+        if in_channels == self.out_channels:
             shortcut: nn.Module = nn.Identity()
         else:
-            shortcut = nn.Conv2d(self.in_channels, self.out_channels, kernel_size=1, bias=False)
+            shortcut = nn.Conv2d(in_channels, self.out_channels, kernel_size=1, bias=False)
         self.shortcut_path = nn.Sequential(shortcut)
         # ====== END YOUR CODE ======
 
@@ -294,14 +275,10 @@ class ResidualBlock(nn.Module):
         """
         :param x: ``(N, C_in, H, W)``.
         :return: ``(N, C_out, H, W)``.
-        :raises TypeError: If ``x`` is not a floating-point tensor.
-        :raises ValueError: If ``x`` is not a batch of ``C_in``-channel images.
         """
-        _check_input_tensor(type(self).__name__, x)
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__} expects input of shape "
-                             f"(N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        # ====== YOUR CODE: ======
         return torch.relu(self.main_path(x) + self.shortcut_path(x))
+        # ====== END YOUR CODE ======
 
 
 class ResidualBottleneckBlock(ResidualBlock):
@@ -310,13 +287,8 @@ class ResidualBottleneckBlock(ResidualBlock):
     projects back up to ``C``; the shortcut is the identity.
     """
 
-    def __init__(
-        self,
-        in_out_channels: int,
-        inner_channels: Sequence[int],
-        inner_kernel_sizes: Sequence[int],
-        **kwargs,
-    ):
+    def __init__(self, in_out_channels: int, inner_channels: Sequence[int],
+                 inner_kernel_sizes: Sequence[int], **kwargs):
         """
         :param in_out_channels: Channels ``C`` of both input and output.
         :param inner_channels: Output channels of the inner convolutions (at least one).
@@ -325,21 +297,19 @@ class ResidualBottleneckBlock(ResidualBlock):
             ``activation_type``, ``activation_params``, ...).
         :raises ValueError: For an invalid configuration.
         """
-        _check_positive_int("in_out_channels", in_out_channels)
-        inner_channels = _check_int_list("inner_channels", inner_channels, allow_empty=False)
-        inner_kernel_sizes = list(inner_kernel_sizes)
+        inner_channels = check_int_list("inner_channels", inner_channels, allow_empty=False)
         if len(inner_kernel_sizes) != len(inner_channels):
-            raise ValueError(
-                f"inner_kernel_sizes must have one entry per inner channel: got "
-                f"{len(inner_kernel_sizes)} kernel sizes {inner_kernel_sizes} for "
-                f"{len(inner_channels)} inner channels {inner_channels}"
-            )
+            raise ValueError(f"inner_kernel_sizes must have one entry per inner channel: got "
+                             f"{len(inner_kernel_sizes)} kernel sizes {list(inner_kernel_sizes)} "
+                             f"for {len(inner_channels)} inner channels {inner_channels}")
+        # ====== YOUR CODE: ======
         super().__init__(
             in_channels=in_out_channels,
             channels=[inner_channels[0], *inner_channels, in_out_channels],
             kernel_sizes=[1, *inner_kernel_sizes, 1],
             **kwargs,
         )
+        # ====== END YOUR CODE ======
 
 
 class ResNet(CNN):
@@ -358,18 +328,9 @@ class ResNet(CNN):
     ``kernel_size``.
     """
 
-    def __init__(
-        self,
-        in_size: Sequence[int],
-        out_classes: int,
-        channels: Sequence[int],
-        pool_every: int,
-        hidden_dims: Sequence[int],
-        batchnorm: bool = False,
-        dropout: float = 0.0,
-        bottleneck: bool = False,
-        **kwargs,
-    ):
+    def __init__(self, in_size: Sequence[int], out_classes: int, channels: Sequence[int],
+                 pool_every: int, hidden_dims: Sequence[int], batchnorm: bool = False,
+                 dropout: float = 0.0, bottleneck: bool = False, **kwargs):
         """
         :param batchnorm: Use batch normalisation inside the residual blocks.
         :param dropout: ``Dropout2d`` probability inside the residual blocks.
@@ -381,27 +342,10 @@ class ResNet(CNN):
 
         See :class:`CNN` for the other parameters.
         """
-        _check_dropout(dropout)
         self.batchnorm = check_bool("batchnorm", batchnorm)
-        self.dropout = float(dropout)
+        self.dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
         self.bottleneck = check_bool("bottleneck", bottleneck)
         super().__init__(in_size, out_classes, channels, pool_every, hidden_dims, **kwargs)
-
-    def _groups(self) -> List[Tuple[int, List[int]]]:
-        """
-        :return: ``(in_channels, group_channels)`` for each block, in order.
-        """
-        groups, in_channels = [], self.in_size[0]
-        for start in range(0, len(self.channels), self.pool_every):
-            group = self.channels[start:start + self.pool_every]
-            groups.append((in_channels, group))
-            in_channels = group[-1]
-        return groups
-
-    @staticmethod
-    def _is_bottleneck_group(in_channels: int, group: Sequence[int]) -> bool:
-        """:return: Whether a group can be written as a bottleneck block."""
-        return len(group) >= 3 and in_channels == group[-1]
 
     def _make_feature_extractor(self) -> nn.Sequential:
         """
@@ -409,35 +353,34 @@ class ResNet(CNN):
             by a pooling layer.
         """
         kernel_size = _residual_kernel_size(type(self).__name__, self.conv_params)
-        groups = self._groups()
-        if self.bottleneck and not any(self._is_bottleneck_group(c, g) for c, g in groups):
+        p = self.pool_every
+        groups = [self.channels[i:i + p] for i in range(0, len(self.channels), p)]
+        ins = [self.in_size[0]] + [group[-1] for group in groups[:-1]]
+        can_bottleneck = [len(g) >= 3 and c == g[-1] for c, g in zip(ins, groups)]
+        if self.bottleneck and not any(can_bottleneck):
             raise ValueError(
-                f"bottleneck=True but no group of pool_every={self.pool_every} convolutions can "
-                f"be a bottleneck block (it needs >= 3 convolutions and equal input and output "
-                f"channels); groups as (in_channels, channels): {groups}"
-            )
+                f"bottleneck=True but no group of pool_every={p} convolutions can be a "
+                f"bottleneck block (it needs >= 3 convolutions and equal input and output "
+                f"channels); groups as (in_channels, channels): {list(zip(ins, groups))}")
+        block_kwargs = dict(batchnorm=self.batchnorm, dropout=self.dropout,
+                            activation_type=self.activation_type,
+                            activation_params=self.activation_params,
+                            **{k: v for k, v in self.conv_params.items()
+                               if k in _RESIDUAL_CONV_OPTIONS})
         # ====== YOUR CODE: ======
         layers: List[nn.Module] = []
-        for in_channels, group in groups:
-            layers.append(self._make_block(in_channels, group, kernel_size))
-            if len(group) == self.pool_every:
+        for in_channels, group, bottleneck in zip(ins, groups, can_bottleneck):
+            if self.bottleneck and bottleneck:
+                inner = group[1:-1]
+                layers.append(ResidualBottleneckBlock(in_channels, inner,
+                                                      [kernel_size] * len(inner), **block_kwargs))
+            else:
+                layers.append(ResidualBlock(in_channels, group, [kernel_size] * len(group),
+                                            **block_kwargs))
+            if len(group) == p:
                 layers.append(self._make_pooling())
         return nn.Sequential(*layers)
         # ====== END YOUR CODE ======
-
-    def _make_block(self, in_channels: int, group: List[int], kernel_size: int) -> ResidualBlock:
-        """:return: The residual (or bottleneck) block for one group of convolutions."""
-        common = dict(batchnorm=self.batchnorm, dropout=self.dropout,
-                      activation_type=self.activation_type,
-                      activation_params=self.activation_params,
-                      **_residual_conv_options(self.conv_params))
-        if self.bottleneck and self._is_bottleneck_group(in_channels, group):
-            inner = group[1:-1]
-            return ResidualBottleneckBlock(
-                in_out_channels=in_channels, inner_channels=inner,
-                inner_kernel_sizes=[kernel_size] * len(inner), **common,
-            )
-        return ResidualBlock(in_channels, group, [kernel_size] * len(group), **common)
 
 
 class PreActivationBlock(nn.Module):
@@ -452,15 +395,9 @@ class PreActivationBlock(nn.Module):
     train. Convolutions are bias-free because a batch norm follows each of them.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: Sequence[int],
-        kernel_size: int = 3,
-        dropout: float = 0.0,
-        activation_type: str = "relu",
-        activation_params: Optional[dict] = None,
-    ):
+    def __init__(self, in_channels: int, channels: Sequence[int], kernel_size: int = 3,
+                 dropout: float = 0.0, activation_type: str = "relu",
+                 activation_params: Optional[dict] = None):
         """
         :param in_channels: Input channels ``C_in``.
         :param channels: Output channels of each convolution; ``C_out = channels[-1]``.
@@ -470,10 +407,10 @@ class PreActivationBlock(nn.Module):
         :param activation_params: Keyword arguments of the activation.
         """
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        channels = _check_int_list("channels", channels, allow_empty=False)
+        in_channels = check_int("in_channels", in_channels, 1)
+        channels = check_int_list("channels", channels, allow_empty=False)
         (kernel_size,) = _check_kernel_sizes([kernel_size], 1)
-        _check_dropout(dropout)
+        dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
         layers: List[nn.Module] = []
         prev = in_channels
         for i, out in enumerate(channels):
@@ -525,21 +462,11 @@ class YourCNN(CNN):
       valid instead of reducing 32x32 images to nothing.
     """
 
-    def __init__(
-        self,
-        in_size: Sequence[int],
-        out_classes: int,
-        channels: Sequence[int],
-        pool_every: int,
-        hidden_dims: Sequence[int],
-        conv_params: Optional[dict] = None,
-        activation_type: str = "relu",
-        activation_params: Optional[dict] = None,
-        pooling_type: str = "max",
-        pooling_params: Optional[dict] = None,
-        dropout: float = 0.1,
-        block_size: int = 2,
-    ):
+    def __init__(self, in_size: Sequence[int], out_classes: int, channels: Sequence[int],
+                 pool_every: int, hidden_dims: Sequence[int], conv_params: Optional[dict] = None,
+                 activation_type: str = "relu", activation_params: Optional[dict] = None,
+                 pooling_type: str = "max", pooling_params: Optional[dict] = None,
+                 dropout: float = 0.1, block_size: int = 2):
         """
         :param dropout: Dropout probability inside the blocks and before the classifier.
         :param block_size: Convolutions per residual block.
@@ -547,79 +474,52 @@ class YourCNN(CNN):
         See :class:`CNN` for the other parameters; ``conv_params`` may only choose an odd
         ``kernel_size`` (stride 1, "same" padding).
         """
-        _check_dropout(dropout)
-        self.dropout = float(dropout)
-        self.block_size = _check_positive_int("block_size", block_size)
-        super().__init__(in_size, out_classes, channels, pool_every, hidden_dims,
-                         conv_params=conv_params, activation_type=activation_type,
-                         activation_params=activation_params, pooling_type=pooling_type,
-                         pooling_params=pooling_params)
-
-    def _stages(self) -> List[List[int]]:
-        """:return: ``channels`` cut into runs of ``pool_every`` convolutions."""
-        p = self.pool_every
-        return [self.channels[i:i + p] for i in range(0, len(self.channels), p)]
-
-    def _make_feature_extractor(self) -> nn.Sequential:
-        """:return: Stem, residual stages with pooling between them, and the pooled head."""
+        # nn.Module's constructor, not CNN's: that one would build the plain network, and this
+        # network is built below in its place. The arguments are checked and stored as in CNN.
+        nn.Module.__init__(self)
+        self._configure(in_size, out_classes, channels, pool_every, hidden_dims, conv_params,
+                        activation_type, activation_params, pooling_type, pooling_params)
+        dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
+        block_size = check_int("block_size", block_size, 1)
         kernel_size = _residual_kernel_size(type(self).__name__, self.conv_params)
         # ====== YOUR CODE: ======
-        c0 = self.channels[0]
-        layers: List[nn.Module] = [
-            nn.Conv2d(self.in_size[0], c0, kernel_size, padding=kernel_size // 2, bias=False)
-        ]
-        size, in_channels = self.in_size[1:], c0
-        for s, stage in enumerate(self._stages()):
-            convs = stage[1:] if s == 0 else stage  # the stem is the first convolution
+        self.dropout, self.block_size = dropout, block_size
+        # ====== END YOUR CODE ======
+
+        # ====== YOUR CODE: ======
+        k, p = kernel_size, self.pool_every
+        stem = nn.Conv2d(self.in_size[0], self.channels[0], k, padding=k // 2, bias=False)
+        layers: List[nn.Module] = [stem]
+        size, in_channels = self.in_size[1:], self.channels[0]
+        for start in range(0, len(self.channels), p):
+            stage = self.channels[start:start + p]
+            convs = stage[1:] if start == 0 else stage  # the stem is the first convolution
             for b in range(0, len(convs), self.block_size):
                 block = convs[b:b + self.block_size]
-                layers.append(PreActivationBlock(
-                    in_channels, block, kernel_size, self.dropout,
-                    self.activation_type, self.activation_params,
-                ))
+                layers.append(PreActivationBlock(in_channels, block, k, self.dropout,
+                                                 self.activation_type, self.activation_params))
                 in_channels = block[-1]
-            if len(stage) == self.pool_every:
+            if len(stage) == p:
                 pool = self._make_pooling()
                 pooled = _pooled_size(pool, size)
-                if min(pooled) >= 2:
+                if min(pooled) >= 2:  # a pool that would leave less than 2x2 is skipped
                     layers.append(pool)
                     size = pooled
-        layers += [
-            nn.BatchNorm2d(in_channels), self._make_activation(),
-            nn.AdaptiveAvgPool2d(1), nn.Dropout(self.dropout),
-        ]
-        return nn.Sequential(*layers)
+        layers += [nn.BatchNorm2d(in_channels), self._make_activation(),
+                   nn.AdaptiveAvgPool2d(1), nn.Dropout(self.dropout)]
+        self.feature_extractor = nn.Sequential(*layers)
+        self.mlp = self._make_mlp()
         # ====== END YOUR CODE ======
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-def _residual_main_path(in_channels, channels, kernel_sizes, batchnorm, dropout,
-                        activation_type, activation_params, conv_kwargs) -> List[nn.Module]:
-    """:return: The layers of a residual block's main path, in construction order."""
-    # ====== YOUR CODE: ======
-    layers: List[nn.Module] = []
-    prev = in_channels
-    last = len(channels) - 1
-    for i, (out, k) in enumerate(zip(channels, kernel_sizes)):
-        layers.append(nn.Conv2d(prev, out, kernel_size=k, padding=k // 2, **conv_kwargs))
-        if i < last:
-            if dropout > 0:
-                layers.append(nn.Dropout2d(dropout))
-            if batchnorm:
-                layers.append(nn.BatchNorm2d(out))
-            layers.append(make_activation(activation_type, activation_params))
-        prev = out
-    return layers
-    # ====== END YOUR CODE ======
-
 
 def _pooled_size(pool: nn.Module, size: Sequence[int]) -> Tuple[int, int]:
     """:return: The ``(H, W)`` a pooling layer produces from ``size``; (0, 0) if it cannot."""
     try:
         with torch.no_grad():
             out = pool(torch.zeros(1, 1, *size))
-    except RuntimeError:
+    except RuntimeError:  # torch refuses a window larger than the maps
         return (0, 0)
     return tuple(out.shape[-2:])
 
@@ -633,8 +533,6 @@ def _residual_kernel_size(owner: str, conv_params: dict) -> int:
     :return: The kernel size to use.
     :raises ValueError: For any other convolution setting.
     """
-    if conv_params == DEFAULT_CONV_PARAMS:
-        return 3
     allowed = {"kernel_size", "stride", "padding", *_RESIDUAL_CONV_OPTIONS}
     unknown = sorted(set(conv_params) - allowed)
     if unknown:
@@ -650,109 +548,14 @@ def _residual_kernel_size(owner: str, conv_params: dict) -> int:
     return k
 
 
-def _residual_conv_options(conv_params: dict) -> dict:
-    """:return: The ``bias``/``padding_mode`` entries of ``conv_params``."""
-    return {k: v for k, v in conv_params.items() if k in _RESIDUAL_CONV_OPTIONS}
-
-
-def _check_residual_conv_kwargs(owner: str, kwargs: dict) -> dict:
-    """:return: ``kwargs`` if they only hold residual-safe convolution options."""
-    unknown = sorted(set(kwargs) - set(_RESIDUAL_CONV_OPTIONS))
-    if unknown:
-        raise TypeError(f"{owner} got unexpected keyword arguments {unknown}; only the "
-                        f"convolution options {list(_RESIDUAL_CONV_OPTIONS)} are accepted")
-    if "bias" in kwargs:
-        check_bool(f"{owner}: bias", kwargs["bias"])
-    return dict(kwargs)
-
-
-def _lookup(arg: str, name, table: Dict[str, Type[nn.Module]]) -> Type[nn.Module]:
-    """:return: ``table[name]`` or raise a ``ValueError`` listing the valid names."""
-    if not isinstance(name, str) or name not in table:
-        raise ValueError(f"unknown {arg} {name!r}; expected one of {sorted(table)}")
-    return table[name]
-
-
-#: Boolean options of the torch layers built from user dicts (``conv_params``, ...).
-_BOOLEAN_OPTIONS = {"bias", "inplace", "ceil_mode", "count_include_pad", "return_indices"}
-
-
-def _construct(cls: Type[nn.Module], arg: str, params: dict, **fixed) -> nn.Module:
-    """Build ``cls(**fixed, **params)``, turning torch's complaints into a clear error."""
-    if not isinstance(params, dict):
-        raise TypeError(f"{arg} must be a dict, got {type(params).__name__}: {params!r}")
-    for flag in _BOOLEAN_OPTIONS & set(params):  # torch would take any truthy value
-        check_bool(f"{arg}[{flag!r}]", params[flag])
-    try:
-        return cls(**fixed, **params)
-    except (TypeError, ValueError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and "allocat" in str(err):
-            raise  # out of memory: the sizes are too large, the parameters may be fine
-        raise ValueError(f"invalid {arg} {params} for {cls.__name__}: {err}") from None
-
-
-def _check_params(name: str, params) -> dict:
-    """:return: A copy of the keyword-argument dict ``params`` ({} for None), else TypeError."""
-    if params is None:
-        return {}
-    if not isinstance(params, dict):
-        raise TypeError(f"{name} must be a dict of keyword arguments or None, got "
-                        f"{type(params).__name__}: {params!r}")
-    return dict(params)
-
-
-def _check_input_tensor(owner: str, x) -> None:
-    """Raise a ``TypeError`` unless ``x`` is a floating-point tensor (a batch of images)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{owner}: x must be a torch.Tensor of images (N, C, H, W), got "
-                        f"{type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{owner}: x must be a floating-point tensor, got dtype {x.dtype}")
-
-
-def _check_positive_int(name: str, value) -> int:
-    """``value`` as an int >= 1 (:func:`hw2.validation.check_int`: TypeError for a non-integer,
-    ValueError below 1)."""
-    return check_int(name, value, 1, expected="a positive integer")
-
-
-def _check_int_list(name: str, values, allow_empty: bool) -> List[int]:
-    """:return: ``values`` as a list of positive ints (TypeError: not a sequence of integers;
-    ValueError: empty when not allowed, or an entry below 1)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise TypeError(f"{name} must be a sequence of positive integers, got {values!r}")
-    if len(values) == 0 and not allow_empty:
-        raise ValueError(f"{name} must not be empty")
-    return [_check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
-
-
-def _check_in_size(in_size) -> Tuple[int, int, int]:
-    """:return: ``in_size`` as a ``(C, H, W)`` tuple (TypeError: not a sequence; ValueError:
-    not three sizes >= 1)."""
-    if isinstance(in_size, (str, bytes)) or not isinstance(in_size, (Sequence, torch.Size)):
-        raise TypeError(f"in_size must be (channels, height, width), got {in_size!r}")
-    if len(in_size) != 3:
-        raise ValueError(f"in_size must be (channels, height, width), got {in_size!r}")
-    return tuple(_check_positive_int(f"in_size[{i}]", v) for i, v in enumerate(in_size))
-
-
 def _check_kernel_sizes(kernel_sizes, count: int) -> List[int]:
     """:return: ``kernel_sizes`` as ints, or raise unless there are ``count`` odd sizes."""
-    kernel_sizes = list(kernel_sizes)
+    kernel_sizes = check_int_list("kernel_sizes", kernel_sizes)
     if len(kernel_sizes) != count:
         raise ValueError(f"kernel_sizes must have one entry per convolution ({count}), got "
                          f"{len(kernel_sizes)}: {kernel_sizes}")
     for i, k in enumerate(kernel_sizes):
-        _check_positive_int(f"kernel_sizes[{i}]", k)
         if k % 2 == 0:
             raise ValueError(f"kernel_sizes[{i}] must be odd so that padding k // 2 keeps the "
                              f"spatial size for the residual sum, got {k}")
-    return [int(k) for k in kernel_sizes]
-
-
-def _check_dropout(dropout) -> None:
-    """Raise unless ``0 <= dropout < 1`` (TypeError for a non-number)."""
-    expected = "a probability in [0, 1)"
-    check_real("dropout", dropout, 0.0, expected=expected)
-    if not dropout < 1:
-        raise ValueError(f"dropout must be {expected}, got {dropout!r}")
+    return kernel_sizes
