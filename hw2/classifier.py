@@ -13,25 +13,20 @@ ROC point lies closest to the ideal corner (FPR=0, TPR=1).
 """
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from hw2.validation import check_bool, check_real
+from hw2.validation import check_bool, check_int, check_interval, check_real, check_tensor
 
 # matplotlib and scikit-learn are imported where they are used: they take about a second to
 # import, which every user of the classifiers (and the experiments' command line) would pay.
 
-__all__ = [
-    "Classifier",
-    "BinaryClassifier",
-    "ArgMaxClassifier",
-    "plot_decision_boundary_2d",
-    "select_roc_thresh",
-]
+__all__ = ["Classifier", "BinaryClassifier", "ArgMaxClassifier", "plot_decision_boundary_2d",
+           "select_roc_thresh"]
 
 # A decision-boundary grid larger than this is almost certainly a mistake in ``dx``.
 _MAX_GRID_POINTS = 4_000_000
@@ -55,21 +50,22 @@ class Classifier(nn.Module, ABC):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        # ====== YOUR CODE: ======
         self.model = model
         self.softmax = nn.Softmax(dim=1)
+        # ====== END YOUR CODE ======
 
     def forward(self, x: Tensor) -> Tensor:
         """Raw (unnormalised) class scores of the wrapped model.
 
         :param x: Input batch ``(N, ...)``.
         :return: Scores ``z: (N, C)``.
-        :raises TypeError: If ``x`` is not a tensor.
         :raises ValueError: If the model's output is not ``(N, C)``.
         """
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        # ====== YOUR CODE: ======
         z = self.model(x)
-        self._check_scores(z, expected_rows=x.shape[0] if x.dim() > 0 else None, source="model output")
+        # ====== END YOUR CODE ======
+        self._check_scores(z, rows=len(x), source="model output")
         return z
 
     def predict_proba(self, x: Tensor) -> Tensor:
@@ -78,7 +74,10 @@ class Classifier(nn.Module, ABC):
         :param x: Input batch ``(N, ...)``.
         :return: ``(N, C)`` probabilities; every row sums to 1.
         """
-        return self.predict_proba_scores(self(x))
+        # ====== YOUR CODE: ======
+        z = self.forward(x)
+        # ====== END YOUR CODE ======
+        return self.predict_proba_scores(z)
 
     def predict_proba_scores(self, z: Tensor) -> Tensor:
         """Class probabilities from raw scores (softmax over the class dimension).
@@ -105,9 +104,7 @@ class Classifier(nn.Module, ABC):
         :param z: Raw scores ``(N, C)``.
         :return: ``(N,)`` labels of dtype ``torch.int``.
         """
-        # ====== YOUR CODE: ======
         return self._to_labels(self.predict_proba_scores(z))
-        # ====== END YOUR CODE ======
 
     def _to_labels(self, y_proba: Tensor) -> Tensor:
         """Apply the decision rule and normalise the result to ``(N,)`` of ``torch.int``."""
@@ -121,21 +118,17 @@ class Classifier(nn.Module, ABC):
         :return: ``(N,)`` integer labels.
         """
 
-    def _check_scores(self, z, expected_rows: Optional[int] = None, source: str = "z") -> None:
-        """Validate that ``z`` is a 2-D score tensor with the expected shape."""
-        name = type(self).__name__
-        if not isinstance(z, Tensor):
-            raise TypeError(f"{name}: {source} must be a torch.Tensor of shape (N, C), got {type(z).__name__}")
+    def _check_scores(self, z, rows: Optional[int] = None, source: str = "z") -> None:
+        """Raise unless ``z`` is a tensor of scores ``(N, C)``: ``rows`` of them when given,
+        ``num_classes`` columns when the class fixes that."""
+        name, shape = f"{type(self).__name__}: {source}", tuple(getattr(z, "shape", ()))
+        check_tensor(name, z)
         if z.dim() != 2:
-            raise ValueError(f"{name}: {source} must be 2-D scores of shape (N, C), got shape {tuple(z.shape)}")
-        if expected_rows is not None and z.shape[0] != expected_rows:
-            raise ValueError(
-                f"{name}: {source} must have one row per sample ({expected_rows}), got shape {tuple(z.shape)}"
-            )
+            raise ValueError(f"{name} must be 2-D scores of shape (N, C), got shape {shape}")
+        if rows is not None and z.shape[0] != rows:
+            raise ValueError(f"{name} must have one row per sample ({rows}), got shape {shape}")
         if self.num_classes is not None and z.shape[1] != self.num_classes:
-            raise ValueError(
-                f"{name}: {source} must have C={self.num_classes} columns, got shape {tuple(z.shape)}"
-            )
+            raise ValueError(f"{name} must have C={self.num_classes} columns, got shape {shape}")
 
 
 class BinaryClassifier(Classifier):
@@ -159,9 +152,8 @@ class BinaryClassifier(Classifier):
         :raises TypeError: If ``threshold`` is not a real number.
         """
         super().__init__(model)
-        if isinstance(positive_class, bool) or positive_class not in (0, 1):
-            raise ValueError(f"positive_class must be 0 or 1, got {positive_class!r}")
-        self.positive_class = int(positive_class)
+        self.positive_class = check_int("positive_class", positive_class, 0, 1,
+                                        expected="0 or 1")
         self.threshold = threshold
 
     @property
@@ -173,11 +165,7 @@ class BinaryClassifier(Classifier):
     def threshold(self, value: float) -> None:
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
-        number = check_real("threshold", value, finite=False, expected="a real number")
-        if not 0.0 <= number <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1] (the positive class "
-                             f"wins when its probability reaches it), got {value!r}")
-        self._threshold = number
+        self._threshold = check_interval("threshold", value, 0, 1)
 
     def _classify(self, y_proba: Tensor) -> Tensor:
         # ====== YOUR CODE: ======
@@ -213,24 +201,18 @@ def _evaluating(module: nn.Module):
         module.train(was_training)
 
 
-def _module_device(module: nn.Module) -> torch.device:
-    """The device of the module's first parameter or buffer (CPU when it has none)."""
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _check_classifier(classifier, func: str) -> None:
     if not isinstance(classifier, Classifier):
         raise TypeError(f"{func}: classifier must be a hw2.classifier.Classifier, got {type(classifier).__name__}")
 
 
-def _model_dtype(module: nn.Module, default: Optional[torch.dtype] = torch.float32) -> Optional[torch.dtype]:
-    """The dtype of the module's first floating parameter (``default`` when it has none)."""
+def _placement(module: nn.Module, dtype: torch.dtype = torch.float32):
+    """``(device, dtype)`` of the module's first floating parameter (CPU and ``dtype`` when it
+    has none): where and how a batch must be for the model."""
     for tensor in module.parameters():
         if tensor.is_floating_point():
-            return tensor.dtype
-    return default
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), dtype
 
 
 def _as_model_input(classifier: Classifier, x, func: str, in_dim: Optional[int] = None) -> Tensor:
@@ -243,11 +225,10 @@ def _as_model_input(classifier: Classifier, x, func: str, in_dim: Optional[int] 
         bad = int((~torch.isfinite(x)).any(dim=tuple(range(1, x.dim()))).sum())
         raise ValueError(f"{func}: x must hold finite values, got NaN or infinite entries in "
                          f"{bad} of its {x.shape[0]} samples")
-    if x.is_floating_point() or in_dim is not None:
-        dtype = _model_dtype(classifier, default=x.dtype if x.is_floating_point() else torch.float32)
-    else:
+    device, dtype = _placement(classifier, x.dtype if x.is_floating_point() else torch.float32)
+    if not x.is_floating_point() and in_dim is None:
         dtype = x.dtype  # e.g. token ids: leave them to the model
-    return x.to(device=_module_device(classifier), dtype=dtype)
+    return x.to(device=device, dtype=dtype)
 
 
 def _as_labels(y, n: int, func: str) -> np.ndarray:
@@ -288,46 +269,32 @@ def plot_decision_boundary_2d(classifier: Classifier, x, y, dx: float = 0.1, ax=
     cmap = matplotlib.colormaps[cmap or "bwr"] if not isinstance(cmap, matplotlib.colors.Colormap) else cmap
 
     x = x.cpu().to(torch.float64).numpy()
-    grid_x1, grid_x2 = _grid_over(x, float(dx), func)
-    grid = np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1)
-    grid = torch.from_numpy(grid).to(device=_module_device(classifier), dtype=_model_dtype(classifier))
+    lo, hi = x.min(axis=0) - dx, x.max(axis=0) + dx  # the samples and a margin of dx
+    counts = np.floor((hi - lo) / dx).astype(np.int64) + 2
+    if int(np.prod(counts)) > _MAX_GRID_POINTS:
+        raise ValueError(f"{func}: dx={dx} gives a {counts[0]}x{counts[1]} grid over the data; "
+                         f"use a larger dx (at most {_MAX_GRID_POINTS} grid points)")
+    # ====== YOUR CODE: ======
+    axis1, axis2 = (lo[i] + dx * np.arange(counts[i]) for i in (0, 1))
+    grid_x1, grid_x2 = np.meshgrid(axis1, axis2)
+    grid = torch.from_numpy(np.stack([grid_x1.ravel(), grid_x2.ravel()], axis=1))
     with _evaluating(classifier):
-        y_grid = classifier.classify(grid).cpu().numpy()
-    y_grid = y_grid.reshape(grid_x1.shape)
+        y_hat = classifier.classify(grid.to(*_placement(classifier)))
+    y_grid = y_hat.cpu().numpy().reshape(grid_x1.shape)
+    # ====== END YOUR CODE ======
 
     n_classes = int(max(y.max(), y_grid.max())) + 1
     levels = np.arange(n_classes + 1) - 0.5  # one band per class label
-    if ax is None:
-        fig, ax = plt.subplots(1, 1, figsize=(8, 6))
-    else:
-        fig = ax.figure
+    fig, ax = plt.subplots(1, 1, figsize=(8, 6)) if ax is None else (ax.figure, ax)
     ax.contourf(grid_x1, grid_x2, y_grid, levels=levels, cmap=cmap, vmin=levels[0], vmax=levels[-1], alpha=0.3)
     points = ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, vmin=levels[0], vmax=levels[-1],
                         s=12, alpha=0.7, edgecolors="none")
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=points.cmap(points.norm(c)), label=f"class {c}")
-        for c in range(n_classes)
-    ]
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=points.cmap(points.norm(c)),
+                          label=f"class {c}") for c in range(n_classes)]
     ax.legend(handles=handles, loc="lower right")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    ax.set_title("Decision boundary (regions: predicted class, points: true class)")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$",
+           title="Decision boundary (regions: predicted class, points: true class)")
     return fig, ax
-
-
-def _grid_over(x: np.ndarray, dx: float, func: str) -> Tuple[np.ndarray, np.ndarray]:
-    """A meshgrid of spacing ``dx`` covering the samples ``x: (N, 2)`` with a margin of ``dx``."""
-    lo = x.min(axis=0) - dx
-    hi = x.max(axis=0) + dx
-    counts = np.floor((hi - lo) / dx).astype(np.int64) + 2
-    if int(np.prod(counts)) > _MAX_GRID_POINTS:
-        raise ValueError(
-            f"{func}: dx={dx} gives a {counts[0]}x{counts[1]} grid over the data; "
-            f"use a larger dx (at most {_MAX_GRID_POINTS} grid points)"
-        )
-    axis1 = lo[0] + dx * np.arange(counts[0])
-    axis2 = lo[1] + dx * np.arange(counts[1])
-    return np.meshgrid(axis1, axis2)
 
 
 def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax=None) -> float:
@@ -365,8 +332,7 @@ def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax
     fpr, tpr, thresholds = roc_curve(y, pos_proba, pos_label=positive_class, drop_intermediate=False)
     finite = np.isfinite(thresholds)  # sklearn's first threshold is +inf (predict nothing positive)
     fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
-    distances = np.hypot(fpr, 1.0 - tpr)
-    best = int(np.argmin(distances))
+    best = int(np.argmin(np.hypot(fpr, 1.0 - tpr)))  # distance to the corner (0, 1)
     selected = float(thresholds[best])
     # ====== END YOUR CODE ======
 
@@ -385,10 +351,7 @@ def _plot_roc(fpr: np.ndarray, tpr: np.ndarray, best: int, thresh: float, ax=Non
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     ax.scatter([fpr[best]], [tpr[best]], s=80, color="tab:red", zorder=3,
                label=f"selected: thresh={thresh:.3f} (FPR={fpr[best]:.3f}, TPR={tpr[best]:.3f})")
-    ax.set_xlabel("False positive rate (FPR)")
-    ax.set_ylabel("True positive rate (TPR = 1 - FNR)")
-    ax.set_title("ROC curve")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
+    ax.set(xlabel="False positive rate (FPR)", ylabel="True positive rate (TPR = 1 - FNR)",
+           title="ROC curve", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
     ax.legend(loc="lower right")
     return ax
