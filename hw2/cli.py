@@ -16,10 +16,10 @@ import sys
 from typing import List, Optional, Sequence
 
 from hw2 import grids
-from hw2.cluster import CLUSTERS, ClusterSettings, wait_for_jobs
+from hw2.cluster import ClusterSettings, wait_for_jobs
 from hw2.config import GRID_OVERRIDES, ExperimentConfig, add_arguments
 from hw2.datasets import DatasetUnavailableError
-from hw2.experiments import add_run_exp_arguments, run_locked_experiment
+from hw2.experiments import add_run_exp_arguments, run_experiment
 from cs236781.atomic import remove_stale_temps
 from hw2.results import is_complete
 from hw2.summaries import summarize
@@ -122,7 +122,7 @@ def _silence_stdout() -> None:
 
 
 def _cmd_run_exp(args) -> int:
-    run = run_locked_experiment(ExperimentConfig.from_args(args), verbose=not args.quiet)
+    run = run_experiment(ExperimentConfig.from_args(args), verbose=not args.quiet)
     diverged = run.config.get("diverged")
     if diverged:
         where = "" if diverged.get("batch") is None else f" at batch {diverged['batch']}"
@@ -154,20 +154,7 @@ def _add_grid_parsers(sub) -> None:
     p = sub.add_parser("grid-submit", help="submit grids as a submitit job array (Slurm if srun "
                                            "is on the PATH, else local processes)")
     common(p)
-    d = ClusterSettings()
-    c = p.add_argument_group("cluster")
-    c.add_argument("--partition", "-p", default=d.partition, help="Slurm partition")
-    c.add_argument("--timeout-min", type=int, default=d.timeout_min,
-                   help=f"time limit per job, minutes ({d.timeout_min})")
-    c.add_argument("--gpus", type=int, default=d.gpus, help=f"GPUs per job ({d.gpus})")
-    c.add_argument("--cpus", type=int, default=d.cpus, help=f"CPU cores per job ({d.cpus})")
-    c.add_argument("--array-parallelism", type=int, default=d.array_parallelism,
-                   help="at most this many jobs at once (Slurm)")
-    c.add_argument("--cluster", choices=CLUSTERS, default=d.cluster,
-                   help="force an executor (default: Slurm when srun is on the PATH, else local)")
-    c.add_argument("--log-dir", default=d.log_dir, help=f"submitit's job folder ({d.log_dir})")
-    c.add_argument("--conda-env", default=d.conda_env,
-                   help="conda environment to activate in each Slurm job")
+    ClusterSettings.add_arguments(p.add_argument_group("cluster"))
     p.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
     p.add_argument("--wait", action="store_true", help="wait for the jobs, then print the summary")
     p.set_defaults(handler=_cmd_grid_submit)
@@ -197,8 +184,7 @@ def _cmd_grid_run(args) -> int:
     chosen = grids.get_grids(args.names)
     settings = _settings_from(args)
     for grid in chosen:  # every run of every grid checked before the first one trains
-        for run in grid.runs:
-            run.config(settings, args.out_dir)
+        grid.configs(settings, args.out_dir)
     for folder in (args.out_dir, os.path.join(args.out_dir, "checkpoints")):
         remove_stale_temps(folder)
     locked = []
@@ -220,10 +206,8 @@ def _names_pattern(chosen: List[grids.Grid]) -> str:
 def _cmd_grid_submit(args) -> int:
     chosen = grids.get_grids(args.names)
     cluster_name, submitted = grids.submit_grid(
-        [g.name for g in chosen], args.out_dir, _settings_from(args), cluster=args.cluster,
-        log_dir=args.log_dir, partition=args.partition, timeout_min=args.timeout_min,
-        gpus=args.gpus, cpus=args.cpus, array_parallelism=args.array_parallelism,
-        conda_env=args.conda_env, dry_run=args.dry_run)
+        chosen, args.out_dir, _settings_from(args), ClusterSettings.from_args(args),
+        dry_run=args.dry_run)
     if args.dry_run or not submitted:
         return 0
     if not args.wait:
@@ -246,9 +230,9 @@ def _cmd_grid_show(args) -> int:
     settings = _settings_from(args)
     for grid in grids.get_grids(args.names):
         print(f"# {grid.name}: {grid.title}")
-        for run in grid.runs:
-            done = is_complete(os.path.join(args.out_dir, run.filename))
-            print(("# done: " if done else "") + shlex.join(run.command(settings, args.out_dir)))
+        for config in grid.configs(settings, args.out_dir):
+            done = is_complete(config.result_path)
+            print(("# done: " if done else "") + shlex.join(grids.run_command(config)))
     return 0
 
 

@@ -17,6 +17,7 @@ PATH, the local executor's default time limit is 2 minutes, and it sets
 import contextlib
 import dataclasses
 import io
+import os
 import shlex
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from typing import Callable, List, Optional, Sequence
 import torch
 
 from hw2.validation import (
-    UsageError, check_choice, check_int, check_optional, config_error,
+    UsageError, check_choice, check_int, check_optional, check_text, config_error,
 )
 
 __all__ = ["CLUSTERS", "ClusterSettings", "make_executor", "submit_array", "wait_for_jobs",
@@ -41,52 +42,75 @@ SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_
 CLUSTERS = ("slurm", "local", "debug")
 
 
-def _text(name, value) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {value!r}")
-    if not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
+def _setting(default, *flags: str, help: str, check, parse=None, choices=None):
+    """A field of :class:`ClusterSettings`: its default, flags, help text and check."""
+    return dataclasses.field(default=default, metadata=dict(
+        flags=flags, help=help, check=check, parse=parse, choices=choices))
+
+
+def _path_text(name, value) -> str:
+    return check_text(name, os.fspath(value) if isinstance(value, os.PathLike) else value)
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterSettings:
-    """What each job of an array asks for.
+    """What each job of an array asks for, declared once: each field carries its default,
+    ``grid-submit`` flag, help text and check (:meth:`add_arguments`, :meth:`from_args`).
 
-    cluster: ``slurm``, ``local``, ``debug`` or None (auto-detect).
-    log_dir: submitit's folder for job scripts, pickles and logs.
-    partition: Slurm partition (None: the cluster's default).
-    timeout_min: time limit of each job, minutes.
-    gpus: GPUs per job. cpus: CPU cores per job.
-    array_parallelism: at most this many jobs at once on Slurm (None: all).
-    conda_env: conda environment activated in each Slurm job (None: none).
+    :raises ExperimentConfigError: A bad value (its ``TypeError`` flavour for a wrong type).
     """
 
-    cluster: Optional[str] = None
-    log_dir: str = "submitit-logs"
-    partition: Optional[str] = None
-    timeout_min: int = 240
-    gpus: int = 1
-    cpus: int = 2
-    array_parallelism: Optional[int] = None
-    conda_env: Optional[str] = None
+    cluster: Optional[str] = _setting(
+        None, "--cluster", choices=CLUSTERS, check=lambda n, v: check_optional(
+            check_choice, n, v, CLUSTERS),
+        help="force an executor (default: Slurm when srun is on the PATH, else local)")
+    log_dir: str = _setting("submitit-logs", "--log-dir", check=_path_text,
+                            help="submitit's folder for job scripts, pickles and logs")
+    partition: Optional[str] = _setting(
+        None, "--partition", "-p", check=lambda n, v: check_optional(check_text, n, v),
+        help="Slurm partition (default: the cluster's)")
+    timeout_min: int = _setting(240, "--timeout-min", parse=int,
+                                check=lambda n, v: check_int(n, v, 1),
+                                help="time limit of each job, minutes")
+    gpus: int = _setting(1, "--gpus", parse=int, check=lambda n, v: check_int(n, v, 0),
+                         help="GPUs per job")
+    cpus: int = _setting(2, "--cpus", parse=int, check=lambda n, v: check_int(n, v, 1),
+                         help="CPU cores per job")
+    array_parallelism: Optional[int] = _setting(
+        None, "--array-parallelism", parse=int,
+        check=lambda n, v: check_optional(check_int, n, v, 1),
+        help="at most this many jobs at once on Slurm (default: all)")
+    conda_env: Optional[str] = _setting(
+        None, "--conda-env", check=lambda n, v: check_optional(check_text, n, v),
+        help="conda environment to activate in each Slurm job")
 
     def __post_init__(self):
-        checks = dict(
-            cluster=lambda n, v: check_optional(check_choice, n, v, CLUSTERS),
-            log_dir=lambda n, v: _text(n, str(v) if hasattr(v, "__fspath__") else v),
-            partition=lambda n, v: check_optional(_text, n, v),
-            timeout_min=lambda n, v: check_int(n, v, 1),
-            gpus=lambda n, v: check_int(n, v, 0),
-            cpus=lambda n, v: check_int(n, v, 1),
-            array_parallelism=lambda n, v: check_optional(check_int, n, v, 1),
-            conda_env=lambda n, v: check_optional(_text, n, v),
-        )
-        for name, check in checks.items():
+        for f in dataclasses.fields(self):
             try:
-                object.__setattr__(self, name, check(name, getattr(self, name)))
+                object.__setattr__(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
             except (TypeError, ValueError) as err:
                 raise config_error(err) from None
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Add one flag per field to an argparse parser (or group), defaults from the fields."""
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            default = f"; default: {f.default}" if f.default is not None else ""
+            options = {k: meta[k] for k in ("choices",) if meta[k] is not None}
+            if meta["parse"] is not None:
+                options["type"] = meta["parse"]
+            parser.add_argument(*meta["flags"], dest=f.name, default=f.default,
+                                help=f"{meta['help']}{default}", **options)
+
+    @classmethod
+    def from_args(cls, args) -> "ClusterSettings":
+        """The settings of arguments parsed with :meth:`add_arguments`."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    def __str__(self) -> str:
+        return ", ".join(f"{f.name}={getattr(self, f.name) if f.name != 'cluster' else self.cluster or 'auto'}"
+                         for f in dataclasses.fields(self))
 
 
 def make_executor(settings: ClusterSettings, n_jobs: int, name: str = "hw2-grid"):

@@ -11,11 +11,15 @@ those fields:
 * the command line that repeats a run (:meth:`ExperimentConfig.to_argv`), which parses back
   to the same configuration;
 * :data:`EXPERIMENT_PARAMS`, the result file's ``config`` (:meth:`ExperimentConfig.to_dict`)
-  and the keys that identify a run (:meth:`ExperimentConfig.identity`, for checkpoints).
+  and the keys that identify a run (:meth:`ExperimentConfig.identity`, for checkpoints);
+* the keyword arguments of :func:`hw2.experiments.cnn_experiment` beyond the course's own
+  (:meth:`ExperimentConfig.from_kwargs`), and the grids' runs (:meth:`ExperimentConfig.replace`).
 
-Adding a run parameter is adding one field here (and using it where the run is built).
+Adding a run parameter is adding one field here and using it where the run is built
+(``cnn_experiment``); ``run-exp``, the grid commands, result files and checkpoints follow.
 """
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -25,22 +29,24 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from cs236781.atomic import TEMP_NAME_EXTRA
+from hw2.cnn import CNN, ResNet, YourCNN
 from hw2.datasets import DATASET_NAMES, default_dataset_name
 from hw2.results import result_filename
 from hw2.validation import (
-    MODEL_KW_FORMS, ExperimentConfigError, ModelArgumentError, parse_batches, parse_model_kw,
-    parse_model_value, parse_patience, check_bool, check_choice, check_int, check_int_list, check_optional,
-    check_real, config_error,
+    MODEL_KW_FORMS, ExperimentConfigError, ExperimentConfigTypeError, ModelArgumentError,
+    check_bool, check_choice, check_device, check_int, check_int_list, check_optional,
+    check_real, config_error, parse_batches, parse_model_kw, parse_model_value, parse_patience,
 )
 
 __all__ = [
-    "MODEL_TYPE_NAMES", "LOADERS", "EXPERIMENT_PARAMS", "GRID_OVERRIDES", "Option",
+    "MODEL_TYPES", "MODEL_TYPE_NAMES", "LOADERS", "EXPERIMENT_PARAMS", "GRID_OVERRIDES", "Option",
     "ExperimentConfig", "expand_channels", "add_arguments", "parse_batches", "parse_patience",
     "parse_model_kw", "parse_model_value", "ModelArgumentError", "MODEL_KW_FORMS", "SEED_MAX", "SIZE_MAX", "NAME_MAX",
 ]
 
-#: ``model_type`` names (:data:`hw2.experiments.MODEL_TYPES` maps them to classes).
-MODEL_TYPE_NAMES = ("cnn", "resnet", "ycn")
+#: ``model_type`` names and the classes they build.
+MODEL_TYPES: Dict[str, type] = {"cnn": CNN, "resnet": ResNet, "ycn": YourCNN}
+MODEL_TYPE_NAMES = tuple(MODEL_TYPES)
 #: Data paths: the tensor-resident :class:`~hw2.tensor_data.TensorLoader` or torchvision's
 #: per-sample ``DataLoader``.
 LOADERS = ("tensor", "torchvision")
@@ -76,18 +82,10 @@ def _checkpoints(name, value) -> Optional[str]:
 
 
 def _device(name, value) -> Optional[str]:
-    expected = "a torch device such as 'cpu', 'cuda' or 'cuda:1'"
-    if value is None:
-        return None
-    if not isinstance(value, (str, torch.device)):
-        raise TypeError(f"{name} must be {expected}, got {value!r}")
-    try:
-        dev = torch.device(value)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
-    if dev.type not in ("cpu", "cuda"):
+    dev = check_device(name, value)
+    if dev is not None and dev.type not in ("cpu", "cuda"):
         raise ValueError(f"{name} must be 'cpu' or a CUDA device, got {value!r}")
-    return str(value)
+    return None if dev is None else str(dev)
 
 
 #: The largest seed (``torch.manual_seed`` takes 64-bit seeds; int64 is what every RNG takes).
@@ -240,7 +238,7 @@ class ExperimentConfig:
                                     help="batches per epoch, 0 or 'all' for whole epochs",
                                     group=_TRAIN, parse=parse_batches, none_text="all")
     epochs: int = _field(100, "--epochs", check=_int(1), help="maximal number of epochs",
-                         group=_TRAIN, parse=int)
+                         group=_TRAIN, parse=int, identity=False)  # a run may be extended
     early_stopping: Optional[int] = _field(
         3, "--early-stopping", check=_int(1, optional=True), group=_TRAIN,
         help="stop after this many epochs without test-loss improvement; 0: never",
@@ -313,16 +311,32 @@ class ExperimentConfig:
         return result_filename(self.run_name, self.filters_per_layer, self.layers_per_block)
 
     @property
+    def stem(self) -> str:
+        """The result file's name without ``.json`` (also the grids' checkpoint name)."""
+        return self.filename[:-len(".json")]
+
+    @property
     def result_path(self) -> str:
         """Where the result file goes: ``{out_dir}/{filename}``."""
         return os.path.join(self.out_dir, self.filename)
 
     def replace(self, **changes) -> "ExperimentConfig":
-        """A copy with some fields changed (checked again)."""
+        """A copy with some fields changed (checked again).
+
+        :raises ExperimentConfigTypeError: A name that is not a field (model arguments go in
+            ``kw``).
+        """
+        unknown = sorted(set(changes) - set(_FIELD_NAMES))
+        if unknown:
+            raise ExperimentConfigTypeError(
+                f"unknown setting(s) {', '.join(unknown)}: the settings are "
+                f"{', '.join(_FIELD_NAMES)} (model arguments go in kw)")
         return dataclasses.replace(self, **changes)
 
     def resolved(self) -> "ExperimentConfig":
         """The configuration as a run uses it: a drawn seed, ``bs_test`` and the data set.
+
+        The values it fills in are valid by construction, so nothing is checked again.
 
         :raises ExperimentConfigError: If ``$HW2_DATASET`` names no data set.
         """
@@ -330,10 +344,14 @@ class ExperimentConfig:
             dataset = self.dataset or default_dataset_name()
         except ValueError as err:
             raise ExperimentConfigError(f"dataset: {err}") from None
-        return self.replace(
+        filled = dict(
             seed=self.seed if self.seed is not None else random.SystemRandom().randrange(2 ** 31),
             bs_test=self.bs_test if self.bs_test is not None else max(1, self.bs_train // 4),
             dataset=dataset)
+        copied = copy.copy(self)
+        for name, value in filled.items():
+            object.__setattr__(copied, name, value)
+        return copied
 
     # -- conversions -------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@
   tunes its decision threshold on validation data and reports its accuracies.
 * Part 5: :func:`cnn_experiment` trains one CNN/ResNet/YourCNN configuration (``K`` filters per
   layer, ``L`` layers per block) and writes its configuration and :class:`FitResult` to
-  ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json`` (:mod:`hw2.results`). Its settings are an
-  :class:`~hw2.config.ExperimentConfig`; :func:`run_experiment` runs one.
+  ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json``. Its settings are an
+  :class:`~hw2.config.ExperimentConfig`; the lock, folders, data and result file around the
+  training are :func:`hw2.runs.open_run`'s.
 
 ``python -m hw2.experiments`` is the command line (:mod:`hw2.cli`): ``run-exp`` (one run),
 ``grid-run``, ``grid-submit``, ``grid-show`` (the grids of :mod:`hw2.grids`) and ``summarize``.
@@ -19,48 +20,33 @@ if __name__ == "__main__":  # python -m hw2.experiments: the command line, from 
     sys.exit(main())
 
 import argparse
-import datetime
 import os
-import platform
 import sys
-import time
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from cs236781.train_results import FitResult
-from hw2.allocator import retain_freed_memory
-from cs236781.atomic import atomic_write_text
 from hw2.classifier import ArgMaxClassifier, BinaryClassifier, select_roc_thresh
-from hw2.cnn import CNN, ResNet, YourCNN
 from hw2.config import (
-    EXPERIMENT_PARAMS, LOADERS, MODEL_TYPE_NAMES, ExperimentConfig, add_arguments,
-    expand_channels,
+    EXPERIMENT_PARAMS, MODEL_TYPES, ExperimentConfig, add_arguments, expand_channels,
 )
-from hw2.datasets import SYNTHETIC_BANNER, DatasetUnavailableError, data_root, dataset_info
-from hw2.datasets import load_dataset
-from hw2.devices import cudnn_benchmark, resolve_device, resolve_fast_paths
-from hw2.mlp import MLP
-from hw2.results import RunLock, prepare_outputs, remove_empty_folders, result_filename
-from hw2.results import load_experiment, save_experiment, to_jsonable
-from hw2.tensor_data import TensorLoader, dataset_tensors
+from hw2.datasets import data_root
 from hw2.experiment_trainer import ExperimentTrainer
-from hw2.training import ClassifierTrainer, Trainer, TrainingDiverged
-from hw2.validation import ExperimentConfigError, UsageError, check_int
+from hw2.mlp import MLP
+from hw2.results import load_experiment, save_experiment
+from hw2.runs import ExperimentRun, make_loaders, open_run
+from hw2.training import ClassifierTrainer
+from hw2.validation import check_int
 
 __all__ = [
     "MLP_EXPERIMENT_HP", "mlp_experiment",
-    "DATA_DIR", "MODEL_TYPES", "LOADERS", "EXPERIMENT_PARAMS", "ExperimentConfig",
-    "ExperimentConfigError", "ExperimentRun", "UsageError", "cnn_experiment", "run_experiment",
-    "run_locked_experiment",
-    "rerun_config", "resolve_device", "resolve_fast_paths", "build_model", "make_loaders",
-    "add_run_exp_arguments", "parse_cli",
-    # defined in hw2.config / hw2.results / hw2.atomic, kept here for existing callers:
-    "expand_channels", "result_filename", "to_jsonable", "save_experiment", "load_experiment",
-    "atomic_write_text",
+    "DATA_DIR", "MODEL_TYPES", "ExperimentRun", "cnn_experiment", "run_experiment",
+    "rerun_config", "add_run_exp_arguments", "parse_cli",
+    # the course's names for them (its notebooks import them from here):
+    "expand_channels", "save_experiment", "load_experiment",
 ]
 
 #: The data root of the real data sets: ``$HW2_DATA_DIR``, else ``~/.pytorch-datasets``
@@ -110,15 +96,20 @@ def mlp_experiment(
     depth, width, n_epochs = (
         check_int(f"mlp_experiment: {name}", value, 1, expected="a positive integer")
         for name, value in (("depth", depth), ("width", width), ("n_epochs", n_epochs)))
-
     in_dim = _feature_dim(dl_train)
+    x_valid, y_valid = _all_samples(dl_valid)
+
+    # TODO:
+    #  - Create a BinaryClassifier model: an MLP of `depth` hidden layers of `width` units and
+    #    two output scores (hyperparameters of your choice, e.g. MLP_EXPERIMENT_HP).
+    #  - Train it with a ClassifierTrainer for n_epochs, validating on dl_valid.
+    #  - Select the ROC threshold on the validation set and set it on the model.
+    #  - Compute the validation and test accuracies (in percent) with that threshold.
+    # ====== YOUR CODE: ======
     hp = MLP_EXPERIMENT_HP
     model = BinaryClassifier(
-        model=MLP(
-            in_dim=in_dim,
-            dims=[*[width] * depth, 2],
-            nonlins=[*[hp["activation"]] * depth, "none"],
-        ),
+        model=MLP(in_dim=in_dim, dims=[*[width] * depth, 2],
+                  nonlins=[*[hp["activation"]] * depth, "none"]),
         threshold=0.5,
     )
     loss_fn = nn.CrossEntropyLoss()
@@ -126,12 +117,11 @@ def mlp_experiment(
     trainer = ClassifierTrainer(model, loss_fn, optimizer, device=device)
     trainer.fit(dl_train, dl_valid, num_epochs=n_epochs, print_every=0, verbose=False)
 
-    model.eval()
-    x_valid, y_valid = _all_samples(dl_valid)
     thresh = select_roc_thresh(model, x_valid, y_valid)
     model.threshold = thresh
-    valid_acc = _accuracy(model, x_valid, y_valid)
-    test_acc = _accuracy(model, *_all_samples(dl_test))
+    valid_acc = trainer.test_epoch(dl_valid, verbose=False).accuracy
+    test_acc = trainer.test_epoch(dl_test, verbose=False).accuracy
+    # ====== END YOUR CODE ======
     return model, thresh, valid_acc, test_acc
 
 
@@ -156,33 +146,7 @@ def _all_samples(dl: DataLoader) -> Tuple[Tensor, Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def _accuracy(model: BinaryClassifier, x: Tensor, y: Tensor) -> float:
-    """Percentage of samples ``x: (N, D)`` whose predicted label equals ``y: (N,)``."""
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        y_hat = model.classify(x.to(device)).cpu()
-    return 100.0 * (y_hat.long() == y.long()).double().mean().item()
-
-
 # -- Part 5: CNN architecture experiments -----------------------------------------------------
-
-#: ``model_type`` names of :func:`cnn_experiment` and the classes they build.
-MODEL_TYPES: Dict[str, type] = {"cnn": CNN, "resnet": ResNet, "ycn": YourCNN}
-assert tuple(MODEL_TYPES) == MODEL_TYPE_NAMES
-
-
-class ExperimentRun(NamedTuple):
-    """What :func:`cnn_experiment` returns.
-
-    path: the result file written.
-    config: the configuration stored in it.
-    result: the :class:`FitResult` of the run.
-    """
-
-    path: str
-    config: dict
-    result: FitResult
-
 
 def cnn_experiment(
     run_name: str,
@@ -204,7 +168,10 @@ def cnn_experiment(
     pool_every: int = 2,
     hidden_dims: Optional[Sequence[int]] = None,
     model_type: str = "cnn",
+    # How to run it (not part of the configuration)
     verbose: bool = True,
+    skip_complete: bool = False,
+    # Any other ExperimentConfig field, and the model's own keyword arguments
     **kw,
 ) -> ExperimentRun:
     """Train one CNN configuration and save its configuration and results as JSON.
@@ -214,119 +181,77 @@ def cnn_experiment(
     :class:`~hw2.cnn.CNN`, :class:`~hw2.cnn.ResNet` or :class:`~hw2.cnn.YourCNN`) is wrapped in
     an :class:`~hw2.classifier.ArgMaxClassifier` and trained with cross-entropy and
     ``torch.optim.Adam`` (L2 penalty ``reg`` as weight decay) by an
-    :class:`~hw2.training.ExperimentTrainer`.
+    :class:`~hw2.experiment_trainer.ExperimentTrainer`.
 
-    The parameters are those of :class:`~hw2.config.ExperimentConfig`, where each one is
-    described; the ones below are the course's. Every other setting of the config (``dataset``,
-    ``loader``, ``augment``, ``amp``, ``channels_last``, ``cudnn_benchmark``, ``non_blocking``,
-    ``compile_model``) is passed by name through ``kw``; the remaining ``kw`` are keyword
-    arguments of the model's constructor (e.g. ``conv_params``, ``batchnorm``, ``dropout``).
+    The parameters are the fields of :class:`~hw2.config.ExperimentConfig`, where each one is
+    described; the ones above are the course's. Every other field (``dataset``, ``loader``,
+    ``augment``, ``amp``, ...) is passed by name through ``kw``; the remaining ``kw`` are
+    keyword arguments of the model's constructor (e.g. ``conv_params``, ``batchnorm``).
     ``filters_per_layer=None`` means ``[64]`` and ``hidden_dims=None`` ``[1024]``.
 
-    Everything is checked before training starts: an invalid value, an unknown model type,
-    an architecture whose feature maps shrink to nothing or folders that cannot be written
-    (:func:`~hw2.results.prepare_outputs`) raise :class:`ExperimentConfigError` (a
-    ``ValueError``; for a value of the wrong type, its ``TypeError`` flavour) and a missing real
-    data set :class:`~hw2.datasets.DatasetUnavailableError`, leaving no file or new folder.
-    The run is locked as ``run-exp`` locks it (:class:`~hw2.results.RunLock`): another process
-    (a second notebook kernel) starting the same result file meanwhile gets a UsageError.
+    Everything is checked before training starts (:func:`hw2.runs.open_run`): an invalid value,
+    an architecture whose feature maps shrink to nothing, a checkpoint of another run or
+    folders that cannot be written raise :class:`~hw2.validation.ExperimentConfigError` (a
+    ``ValueError``; for a value of the wrong type, its ``TypeError`` flavour), a missing real
+    data set :class:`~hw2.datasets.DatasetUnavailableError`, and another process computing the
+    same result file :class:`~hw2.runs.RunBusy` (a ``UsageError``), leaving no new folder.
 
-    The result file ``{out_dir}/{run_name}_L{L}_K{K-K-K}.json``, written atomically, holds
-    ``{"config": {...}, "results": FitResult._asdict()}``: the config has every field of the
-    configuration (``seed``, drawn at random when None, ``bs_test`` and ``dataset`` as used),
-    the model arguments (``kw``), channels, device, torch version, wall time and fast paths.
-
-    A run whose training loss becomes NaN or infinite stops there, warns on stderr and is
-    recorded as diverged: ``config["diverged"]`` is ``{"epoch", "batch", "loss", "message"}``
-    (None for a normal run) and ``results`` holds only the epochs before the divergence.
+    The result file, written atomically, holds ``{"config": {...}, "results":
+    FitResult._asdict()}``: every field of the configuration (``seed``, drawn at random when
+    None, ``bs_test`` and ``dataset`` as used), the model arguments (``kw``), channels, device,
+    versions, wall time and fast paths. A run whose loss becomes NaN or infinite stops there,
+    warns on stderr and is recorded as diverged (``config["diverged"]``, the epochs before it).
 
     :param verbose: Print epoch lines and progress bars.
-    :return: ``ExperimentRun(path, config, result)``.
-    :raises ExperimentConfigError: For a configuration that cannot run.
-    :raises DatasetUnavailableError: When a real data set is missing and cannot be downloaded.
-    :raises UsageError: When another process is computing the same run.
+    :param skip_complete: When the result file is already complete, return it (``trained``
+        False) instead of training again, as the grids do.
+    :return: ``ExperimentRun(path, config, result, trained)``.
     """
-    settings = dict(
-        run_name=run_name, out_dir=out_dir, seed=seed, device=device, bs_train=bs_train,
-        bs_test=bs_test, batches=batches, epochs=epochs, early_stopping=early_stopping,
-        checkpoints=checkpoints, lr=lr, reg=reg, filters_per_layer=filters_per_layer,
-        layers_per_block=layers_per_block, pool_every=pool_every, hidden_dims=hidden_dims,
-        model_type=model_type, **kw)
-    return run_locked_experiment(ExperimentConfig.from_kwargs(settings), verbose=verbose)
+    arguments = dict(locals())  # the parameters above, as the course's cfg = locals()
+    config = ExperimentConfig.from_kwargs(
+        {**{k: v for k, v in arguments.items() if k not in ("verbose", "skip_complete", "kw")},
+         **kw})
+    with open_run(config, verbose, skip_complete) as run:
+        if run.result is not None:  # skip_complete, and the result file is complete
+            return run.result
+        cfg, device = run.config, run.device  # as resolved: the seed is set, bs_test known
+        ds_train, ds_test = run.datasets
+
+        # TODO: Train
+        #  - Choose the model class of cfg.model_type and create the model from the
+        #    configuration (cfg.channels, cfg.pool_every, cfg.hidden_dims, cfg.kw) for
+        #    images of run.info.in_size and run.info.num_classes classes.
+        #  - Create the data loaders, a cross-entropy loss, an optimizer and the trainer
+        #    (run.trainer_options are the trainer's fast paths and the run's identity).
+        #  - Run training and keep the FitResult in fit_res; it is then saved for you.
+        fit_res = None
+        # ====== YOUR CODE: ======
+        model_cls = MODEL_TYPES[cfg.model_type]
+        model = ArgMaxClassifier(model_cls(
+            run.info.in_size, run.info.num_classes, channels=cfg.channels,
+            pool_every=cfg.pool_every, hidden_dims=list(cfg.hidden_dims), **cfg.kw))
+        dl_train, dl_test = make_loaders(cfg, ds_train, ds_test, device, run.fast)
+        loss_fn = nn.CrossEntropyLoss()
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.reg)
+        trainer = ExperimentTrainer(model, loss_fn, optimizer, device, **run.trainer_options)
+        if run.fast["compile"]:
+            model.compile()
+        fit_res = trainer.fit(dl_train, dl_test, num_epochs=cfg.epochs,
+                              checkpoints=cfg.checkpoints, early_stopping=cfg.early_stopping,
+                              print_every=1 if verbose else 0, max_batches=cfg.batches,
+                              verbose=verbose)
+        # ====== END YOUR CODE ======
+        run.save(fit_res)
+    return run.result
 
 
-def run_locked_experiment(config: ExperimentConfig, verbose: bool = True) -> ExperimentRun:
-    """:func:`run_experiment` with its folders prepared and the run's lock held (a refused run
-    leaves no new folder), as :func:`cnn_experiment` and ``run-exp`` run it.
-
-    :raises UsageError: When another process is computing the same run."""
-    ck = () if config.checkpoints is None else (Trainer.checkpoint_file(config.checkpoints),
-                                                Trainer.last_checkpoint_file(config.checkpoints))
-    created, lock = prepare_outputs(config.result_path, ck), RunLock(config.result_path)
-    try:
-        if not lock.acquire():
-            raise UsageError(f"another process ({lock.holder()}) is computing this run now (lock "
-                             f"{lock.path}); wait for it or choose another run name or folder")
-        return run_experiment(config, verbose=verbose)
-    except (ExperimentConfigError, DatasetUnavailableError, UsageError):
-        lock.release()  # first, so that its folder is empty again
-        remove_empty_folders(created)  # refused before training: leave no folder behind
-        raise
-    finally:
-        lock.release()
-
-
-def run_experiment(config: ExperimentConfig, verbose: bool = True) -> ExperimentRun:
-    """Run one configuration and write its result file (see :func:`cnn_experiment`).
-
-    The caller prepares the folders and holds the run's lock (:func:`run_locked_experiment`
-    and the grid runners do); here only ``out_dir`` is checked before training.
-
-    :param config: The run's settings.
-    :param verbose: Print epoch lines and progress bars.
-    :return: ``ExperimentRun(path, config, result)``.
-    """
+def run_experiment(config: ExperimentConfig, verbose: bool = True,
+                   skip_complete: bool = False) -> ExperimentRun:
+    """:func:`cnn_experiment` of a configuration (what ``run-exp`` and the grids call)."""
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
-    config = config.resolved()
-    dev = resolve_device(config.device)
-    fast = resolve_fast_paths(config, dev)
-    info = dataset_info(config.dataset)
-    record = _config_record(config, dev)
-    _check_out_dir(config.out_dir)
-
-    torch.manual_seed(config.seed)
-    model = build_model(config, info)  # raises ExperimentConfigError before any training
-    record.update(num_params=sum(p.numel() for p in model.parameters()),
-                  conv_params=getattr(model, "conv_params", None),
-                  pooling_params=getattr(model, "pooling_params", None))
-
-    dl_train, dl_test = make_loaders(config, *_load_splits(config.dataset, verbose), dev, fast)
-    trainer = _make_trainer(config, model, dev, fast)
-    record["resumed_from_epoch"] = _resume(trainer, config.checkpoints, config.epochs)
-
-    # Keep each step's freed activations mapped for the next one (glibc; no page faults per batch).
-    record.update(retains_freed_memory=retain_freed_memory(), diverged=None)
-    started = time.perf_counter()
-    with cudnn_benchmark(fast["cudnn_benchmark"]):
-        try:
-            fit_res = trainer.fit(dl_train, dl_test, num_epochs=config.epochs,
-                                  checkpoints=config.checkpoints,
-                                  early_stopping=config.early_stopping,
-                                  print_every=1 if verbose else 0, max_batches=config.batches,
-                                  verbose=verbose)
-        except TrainingDiverged as err:
-            fit_res = err.fit_result
-            record["diverged"] = dict(epoch=err.epoch, batch=err.batch, loss=str(err.loss),
-                                      message=str(err))
-            print(f"WARNING: {config.run_name}: {err}; only the {fit_res.num_epochs} epoch(s) "
-                  f"before it are recorded", file=sys.stderr)
-    record["wall_time_s"] = round(time.perf_counter() - started, 3)
-    record["fast_paths"] = fast
-    path = save_experiment(config.run_name, config.out_dir, record, fit_res)
-    if verbose:
-        print(f"*** Output file {path} written")
-    return ExperimentRun(path, load_experiment(path)[0], fit_res)
+    return cnn_experiment(**config.experiment_kwargs(), verbose=verbose,
+                          skip_complete=skip_complete)
 
 
 def rerun_config(config: dict) -> dict:
@@ -335,142 +260,6 @@ def rerun_config(config: dict) -> dict:
     kwargs = {k: config[k] for k in EXPERIMENT_PARAMS if k in config}
     kwargs.update(config.get("kw") or {})
     return kwargs
-
-
-def _config_record(config: ExperimentConfig, dev: torch.device) -> dict:
-    """The result file's ``config``: every field, and what the run ran on."""
-    record = config.to_dict()
-    record.update(
-        device_used=str(dev), channels=config.channels,
-        optimizer="torch.optim.Adam(lr=lr, weight_decay=reg)", loss="torch.nn.CrossEntropyLoss",
-        torch_version=torch.__version__, python_version=platform.python_version(),
-        hostname=platform.node(),
-        gpu=torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        started_at=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
-    record["kw"] = to_jsonable(record["kw"])
-    return record
-
-
-def _check_out_dir(out_dir: str) -> None:
-    """Fail early when the result file could not be written into ``out_dir``."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ExperimentConfigError(f"out_dir must be a folder, got the file {out_dir!r}")
-    folder = os.path.abspath(out_dir)
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-        raise ExperimentConfigError(f"out_dir {out_dir!r} cannot be created or written to "
-                                    f"({folder} is not a writable folder)")
-
-
-def build_model(config: ExperimentConfig, info) -> nn.Module:
-    """The network of a configuration for a data set (``info``: its
-    :class:`~hw2.datasets.DatasetInfo`); every construction error becomes an
-    :class:`ExperimentConfigError` naming the architecture."""
-    cls = MODEL_TYPES[config.model_type]
-    what = (f"model_type={config.model_type!r} ({cls.__name__}) with "
-            f"K={list(config.filters_per_layer)}, L={config.layers_per_block}, "
-            f"pool_every={config.pool_every}, hidden_dims={list(config.hidden_dims)} for "
-            f"{config.dataset} images of shape {tuple(info.in_size)}")
-    try:
-        return cls(info.in_size, info.num_classes, channels=config.channels,
-                   pool_every=config.pool_every, hidden_dims=list(config.hidden_dims),
-                   **config.kw)
-    except (ValueError, TypeError) as err:
-        raise ExperimentConfigError(f"cannot build {what}: {err}") from None
-    except (RuntimeError, MemoryError) as err:
-        if not _is_allocation_failure(err):
-            raise
-        raise ExperimentConfigError(f"cannot build {what}: its parameters do not fit in "
-                                    f"memory ({_first_line(err)}); choose smaller layer "
-                                    f"sizes") from None
-
-
-def _is_allocation_failure(err: BaseException) -> bool:
-    text = str(err)
-    return isinstance(err, MemoryError) or any(
-        mark in text for mark in ("not enough memory", "DefaultCPUAllocator", "out of memory",
-                                  "can't allocate memory"))
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def _make_trainer(config: ExperimentConfig, model: nn.Module, dev: torch.device,
-                  fast: Dict[str, bool]) -> ExperimentTrainer:
-    classifier = ArgMaxClassifier(model).to(dev)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=config.lr, weight_decay=config.reg)
-    trainer = ExperimentTrainer(classifier, nn.CrossEntropyLoss(), optimizer, device=dev,
-                                autocast_dtype=torch.bfloat16 if fast["amp_bf16"] else None,
-                                channels_last=fast["channels_last"],
-                                identity=to_jsonable(config.identity()))
-    if fast["compile"]:
-        classifier.compile()
-    return trainer
-
-
-def _resume(trainer: Trainer, checkpoints: Optional[str], epochs: int) -> Optional[int]:
-    """Load an existing checkpoint before training starts (fit continues from it, with its
-    random-number states: the result equals an uninterrupted run's).
-
-    :return: The number of epochs the checkpoint holds (None when there is none).
-    :raises ExperimentConfigError: If it is unreadable, malformed, of another architecture or
-        another run's configuration, or holds more than ``epochs`` epochs.
-    """
-    if checkpoints is None:
-        return None
-    refused = f"cannot resume from checkpoint {Trainer.checkpoint_file(checkpoints)}"
-    try:
-        progress = trainer.resume_from(checkpoints)
-    except (ValueError, OSError) as err:
-        raise ExperimentConfigError(f"{refused}: {err}") from None
-    if progress is not None and progress.epochs_done > epochs:
-        raise ExperimentConfigError(f"{refused}: it holds {progress.epochs_done} epochs, more "
-                                    f"than --epochs {epochs}")
-    return None if progress is None else progress.epochs_done
-
-
-_SPLITS_CACHE: Dict[Tuple[str, str], tuple] = {}  # by (name, data folder), for later runs
-
-
-def _load_splits(name: str, verbose: bool):
-    """:func:`hw2.datasets.load_dataset`, remembered for the next run of the same process
-    (the loaders only read the data sets, so runs can share them)."""
-    key = (name, str(data_root()))
-    if key not in _SPLITS_CACHE:
-        _SPLITS_CACHE.clear()  # keep at most one data set in memory
-        _SPLITS_CACHE[key] = load_dataset(name, verbose=verbose)
-    elif verbose:
-        ds_train, ds_test = _SPLITS_CACHE[key]
-        print(f"Dataset: {name} (train {len(ds_train)}, test {len(ds_test)} samples; "
-              f"already loaded)")
-        if name == "synthetic":
-            print(SYNTHETIC_BANNER)
-    return _SPLITS_CACHE[key]
-
-
-def make_loaders(config: ExperimentConfig, ds_train, ds_test, dev: torch.device,
-                 fast: Dict[str, bool]):
-    """The train and test loaders of the configuration's data path.
-
-    ``loader='tensor'``: :class:`~hw2.tensor_data.TensorLoader` (the data set as one tensor on
-    ``dev``, batches by indexing, optional augmentation); ``'torchvision'``: ``DataLoader``s.
-    With ``augment=False`` and the same seed both give the same batches.
-
-    :return: ``(dl_train, dl_test)``.
-    """
-    if config.loader == "tensor":
-        common = dict(device=dev, channels_last=fast["channels_last"])
-        return (TensorLoader(*dataset_tensors(ds_train), config.bs_train, shuffle=True,
-                             seed=config.seed, augment=config.augment, **common),
-                TensorLoader(*dataset_tensors(ds_test), config.bs_test, shuffle=False,
-                             **common))
-    pin = fast["non_blocking"]
-    dl_train = DataLoader(ds_train, batch_size=config.bs_train, shuffle=True, pin_memory=pin,
-                          generator=torch.Generator().manual_seed(config.seed))
-    dl_test = DataLoader(ds_test, batch_size=config.bs_test, shuffle=False, pin_memory=pin)
-    return dl_train, dl_test
 
 
 # -- the run-exp arguments, for hw2.cli and the course's parse_cli ------------------------------

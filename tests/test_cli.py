@@ -265,15 +265,13 @@ def test_grid_override_flags_not_given_leave_the_grid_settings(capsys):
                                         "resumes from its checkpoint"),
 ])
 def test_ctrl_c_prints_one_resume_line_and_exits_130(tmp_path, capsys, monkeypatch, args, hint):
-    import hw2.experiments
-    import hw2.grids
+    from hw2 import training
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hw2.experiments, "run_experiment", interrupted)  # run-exp's, locked
-    monkeypatch.setattr(hw2.grids, "run_experiment", interrupted)
-    argv = [*args, "-o", str(tmp_path / "r")]
+    monkeypatch.setattr(training.Trainer, "fit", interrupted)  # Ctrl-C while the run is locked
+    argv = [*args, "-o", str(tmp_path / "r"), "--dataset", "digits"]
     if "--checkpoints" in argv:
         argv[argv.index("CK")] = str(tmp_path / "CK")
     assert main(argv) == 130
@@ -358,3 +356,29 @@ def test_a_full_disk_at_the_result_write_is_one_line_exit_1_naming_the_file(tmp_
                    f"(if it has one) is kept, so the same command again resumes instead of "
                    f"starting over")
     assert (tmp_path / "ck.pt").is_file()  # the best checkpoint survives the failed write
+
+
+@pytest.mark.parametrize("spelling, value", [("False", False), ("false", False),
+                                             ("True", True), ("true", True)])
+def test_model_kw_booleans_in_python_and_json_spelling_reach_the_model(tmp_path, capsys,
+                                                                       spelling, value):
+    from hw2.cnn import ResNet
+
+    status = main(["run-exp", "-n", "bn", "-M", "resnet", "-K", "4", "-L", "1", "-P", "1", "-s", "0",
+                   "-o", str(tmp_path), "--model-kw", f"batchnorm={spelling}", *TINY_FLAGS])
+    assert status == 0, capsys.readouterr().err
+    cfg, _ = load_experiment(tmp_path / "bn_L1_K4.json")
+    assert cfg["kw"] == {"batchnorm": value}
+    # The oracle: the same network built directly with the intended value.
+    direct = ResNet((1, 8, 8), 10, channels=[4], pool_every=1, hidden_dims=[8], batchnorm=value)
+    assert cfg["num_params"] == sum(p.numel() for p in direct.parameters())
+
+
+@pytest.mark.parametrize("spelling", ["FALSE", "no", "0x"])
+def test_model_kw_values_of_no_accepted_form_are_refused_in_one_line(tmp_path, capsys, spelling):
+    status = main(["run-exp", "-n", "bn", "-K", "4", "-L", "1", "-P", "1", "-o", str(tmp_path),
+                   "--model-kw", f"batchnorm={spelling}", *TINY_FLAGS])
+    err = capsys.readouterr().err
+    assert status == USAGE_ERROR
+    assert "batchnorm" in err and "True/true, False/false" in err
+    assert files_in(tmp_path) == []

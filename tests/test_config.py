@@ -51,7 +51,7 @@ def test_the_config_is_frozen_and_normalised():
     (dict(reg=-1e-3), ExperimentConfigError, "reg must be a finite number >= 0.0"),
     (dict(model_type="mlp"), ExperimentConfigError, "model_type must be one of cnn, resnet, ycn"),
     (dict(augment=1), ExperimentConfigTypeError, "augment must be True or False, got 1"),
-    (dict(device="tpu"), ExperimentConfigError, "device must be a torch device"),
+    (dict(device="tpu"), ExperimentConfigError, "device must be a torch.device"),
     (dict(device="meta"), ExperimentConfigError, "device must be 'cpu' or a CUDA device"),
     (dict(loader="torchvision", augment=True), ExperimentConfigError, "augment=True needs"),
     (dict(kw={"lr": 1}), ExperimentConfigError, "'lr' is an experiment setting"),
@@ -114,7 +114,24 @@ def test_identity_leaves_out_where_and_how_fast_a_run_runs():
     assert a.identity() == b.identity()
     assert a.identity() != a.replace(seed=1).identity()
     assert a.identity() != a.replace(lr=0.5).identity()
-    assert {"seed", "lr", "filters_per_layer", "epochs", "kw"} <= set(a.identity())
+    assert {"seed", "lr", "filters_per_layer", "kw"} <= set(a.identity())
+    # A run continued for more epochs is the same run (it resumes from its checkpoint).
+    assert a.identity() == a.replace(epochs=a.epochs + 5).identity()
+
+
+def test_replace_refuses_a_name_that_is_not_a_setting():
+    with pytest.raises(ExperimentConfigTypeError, match="unknown setting.s. batchnorm, epoch: "
+                                                        "the settings are run_name, "):
+        ExperimentConfig("a").replace(epoch=3, batchnorm=False)
+    assert ExperimentConfig("a").replace(kw={"batchnorm": False}).kw == {"batchnorm": False}
+
+
+def test_resolved_checks_nothing_again(monkeypatch):
+    cfg = ExperimentConfig("r", bs_train=10, seed=None, dataset="digits")
+    monkeypatch.setattr(ExperimentConfig, "__post_init__", lambda self: pytest.fail("checked"))
+    filled = cfg.resolved()
+    assert (filled.bs_test, filled.dataset) == (2, "digits") and 0 <= filled.seed < 2 ** 31
+    assert cfg.seed is None  # the original is unchanged
 
 
 def test_channels_and_file_names():

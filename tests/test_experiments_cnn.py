@@ -23,7 +23,8 @@ from hw2.config import ExperimentConfig, expand_channels
 from hw2.datasets import DatasetUnavailableError
 from hw2.experiments import cnn_experiment, rerun_config
 from hw2.results import load_experiment, result_filename, save_experiment, to_jsonable
-from hw2.validation import ExperimentConfigError, ExperimentConfigTypeError
+from hw2.runs import RunBusy
+from hw2.validation import ExperimentConfigError, ExperimentConfigTypeError, UsageError
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -83,17 +84,17 @@ def test_cnn_model_matches_a_hand_parameter_count(tmp_path):
 ])
 def test_each_model_type_trains_and_is_recorded(tmp_path, model_type, cls_name, monkeypatch):
     built = []
-    original = experiments.build_model
+    original = experiments.ArgMaxClassifier
 
-    def spy(cfg, info):
-        model = original(cfg, info)
+    def spy(model):  # the network cnn_experiment trains, as it is wrapped for training
         built.append(model)
-        return model
+        return original(model)
 
-    monkeypatch.setattr(experiments, "build_model", spy)
+    monkeypatch.setattr(experiments, "ArgMaxClassifier", spy)
     run = cnn_experiment("m", out_dir=tmp_path, seed=1, model_type=model_type, **TINY)
     assert type(built[0]).__name__ == cls_name
     assert built[0].channels == [4, 8]
+    assert next(built[0].parameters()).device.type == "cpu"  # the real one, not the meta check
     assert run.config["model_type"] == model_type
     assert all(math.isfinite(v) for v in run.result.train_loss)
 
@@ -186,7 +187,7 @@ def test_a_run_another_process_holds_is_refused_before_training(tmp_path, monkey
 
     monkeypatch.setattr(training.Trainer, "fit", refuse)
     try:
-        with pytest.raises(experiments.UsageError) as info:
+        with pytest.raises(RunBusy) as info:
             cnn_experiment("held", out_dir=out, seed=0, **TINY)
     finally:
         holder.release()
@@ -288,7 +289,7 @@ def test_checkpoint_of_another_run_is_refused_naming_the_settings(tmp_path):
                                                     r"checkpoint but 1 now"):
         cnn_experiment("b", out_dir=tmp_path / "b", checkpoints=checkpoint,
                        **dict(settings, seed=1, lr=1e-2))
-    with pytest.raises(ExperimentConfigError, match=r"epochs=2 in the checkpoint but 1 now"):
+    with pytest.raises(ExperimentConfigError, match=r"it holds 2 epochs, more than --epochs 1"):
         cnn_experiment("c", out_dir=tmp_path / "c", checkpoints=checkpoint,
                        **dict(settings, epochs=1))
     assert _leftovers(tmp_path / "b") == [] and _leftovers(tmp_path / "c") == []
@@ -465,7 +466,7 @@ def test_numpy_scalars_are_accepted_and_stored_as_plain_numbers(tmp_path):
 def test_signature_defaults_are_the_configs_defaults():
     fields = {f.name: f for f in config.dataclasses.fields(ExperimentConfig)}
     for name, param in inspect.signature(cnn_experiment).parameters.items():
-        if name in ("run_name", "verbose", "kw"):
+        if name in ("run_name", "verbose", "skip_complete", "kw"):
             continue
         default = fields[name].default
         expected = None if name in ("filters_per_layer", "hidden_dims") else default
@@ -513,6 +514,15 @@ def test_names_the_notebook_imports_from_hw2_experiments_still_work():
     assert experiments.expand_channels is expand_channels
     assert experiments.load_experiment is results.load_experiment
     assert experiments.save_experiment is results.save_experiment
-    assert experiments.result_filename is results.result_filename
-    assert experiments.ExperimentConfigError is ExperimentConfigError
-    assert experiments.EXPERIMENT_PARAMS == config.EXPERIMENT_PARAMS
+    assert experiments.MODEL_TYPES is config.MODEL_TYPES
+    assert issubclass(RunBusy, UsageError)  # run-exp reports it in one line, exit 2
+
+
+def test_a_finished_run_is_extended_with_more_epochs(tmp_path):
+    checkpoint = str(tmp_path / "ck")
+    settings = dict(TINY, seed=0, checkpoints=checkpoint)
+    first = cnn_experiment("x", out_dir=tmp_path / "a", **settings)
+    longer = cnn_experiment("x", out_dir=tmp_path / "b", **dict(settings, epochs=4))
+    assert first.result.num_epochs == 2
+    assert longer.config["resumed_from_epoch"] >= 1  # continued, not refused nor restarted
+    assert longer.result.num_epochs == 4

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from hw2 import grids
+from hw2.config import ExperimentConfig
 from hw2.results import RunLock, load_experiment
 
 import helpers
@@ -71,8 +72,10 @@ def test_run_grid_skips_a_run_another_process_holds(tmp_path, capsys, no_trainin
 
 
 def test_run_grid_prints_a_start_line_only_for_the_runs_it_trains(tmp_path, capsys):
-    grid = grids.Grid("tiny", "two tiny runs", (grids.GridRun("tiny", "cnn", (4,), 1, 1, (8,)),
-                                                 grids.GridRun("tiny", "cnn", (4, 8), 1, 1, (8,))))
+    run = ExperimentConfig("tiny", model_type="cnn", layers_per_block=1, pool_every=1,
+                           hidden_dims=(8,))
+    grid = grids.Grid("tiny", "two tiny runs", (run.replace(filters_per_layer=(4,)),
+                                                 run.replace(filters_per_layer=(4, 8))))
     settings = dict(dataset="digits", seed=0, bs_train=32, bs_test=64, batches=2, epochs=1,
                     early_stopping=None)
     held, free = grid.runs
@@ -85,7 +88,7 @@ def test_run_grid_prints_a_start_line_only_for_the_runs_it_trains(tmp_path, caps
     assert [o.status for o in outcomes] == [grids.LOCKED, grids.DONE]
     lines = capsys.readouterr().out.splitlines()
     starts = [line for line in lines if line.endswith("(model=cnn, pool_every=1)")]
-    assert starts == ["[tiny 2/2] tiny_L1_K4-8 (model=cnn, pool_every=1)"]
+    assert starts == ["*** Starting tiny_L1_K4-8 (model=cnn, pool_every=1)"]
     locked = [i for i, line in enumerate(lines) if line.startswith("[tiny 1/2] tiny_L1_K4:")]
     assert len(locked) == 1 and "another process is computing it" in lines[locked[0]]
     written = [i for i, line in enumerate(lines) if "tiny_L1_K4-8.json written" in line]
@@ -109,7 +112,7 @@ def test_two_grid_runs_on_one_folder_train_every_run_exactly_once(tmp_path):
 
     stems = [run.stem for run in grids.get_grids("exp1_3")[0].runs]
     for stem in stems:
-        starts = [out.count(f"] {stem} (model=") for out, _ in outputs]
+        starts = [out.count(f"Starting {stem} (model=") for out, _ in outputs]
         trained = [len(re.findall(rf"Output file \S*{re.escape(stem)}\.json written", out))
                    for out, _ in outputs]
         assert sum(trained) == 1, (stem, trained)  # written by exactly one process

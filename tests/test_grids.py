@@ -19,7 +19,8 @@ from hw2.cnn import CNN, ResNet, YourCNN  # noqa: E402
 from hw2 import cluster  # noqa: E402
 from hw2.cli import build_parser  # noqa: E402
 from hw2.config import ExperimentConfig, expand_channels  # noqa: E402
-from hw2.grids import GRIDS, Grid, GridRun  # noqa: E402
+from hw2.cluster import ClusterSettings  # noqa: E402
+from hw2.grids import GRIDS, Grid  # noqa: E402
 from hw2.results import load_experiment, save_experiment  # noqa: E402
 from hw2.validation import ExperimentConfigError, UsageError  # noqa: E402
 
@@ -38,10 +39,10 @@ TINY_SETTINGS = dict(dataset="digits", seed=0, bs_train=32, bs_test=64, batches=
 
 
 def tiny_grid(name="tiny"):
-    return Grid(name, "two tiny runs", (
-        GridRun(name, "cnn", (4,), 1, 1, (8,)),
-        GridRun(name, "cnn", (4, 8), 1, 1, (8,)),
-    ))
+    run = ExperimentConfig(name, model_type="cnn", layers_per_block=1, pool_every=1,
+                           hidden_dims=(8,))
+    return Grid(name, "two tiny runs", (run.replace(filters_per_layer=(4,)),
+                                        run.replace(filters_per_layer=(4, 8))))
 
 
 # -- the grids as data --------------------------------------------------------------------------
@@ -112,42 +113,43 @@ def test_grid_commands_parse_back_to_the_same_experiment(tmp_path):
     settings = grids.grid_settings(dataset="digits")
     parser = build_parser()
     for grid in GRIDS.values():
-        for run in grid.runs:
-            argv = run.command(settings, str(tmp_path))
+        for run in grid.configs(settings, tmp_path):
+            argv = grids.run_command(run)
             assert argv[:4] == ["python", "-m", "hw2.experiments", "run-exp"]
             args = parser.parse_args(argv[3:])
-            kw = run.experiment_kwargs(settings, str(tmp_path))
+            kw = run.experiment_kwargs()
             for key in ("filters_per_layer", "layers_per_block", "pool_every", "hidden_dims",
                         "model_type", "seed", "bs_train", "bs_test", "batches", "epochs",
                         "early_stopping", "lr", "reg", "dataset", "loader"):
                 assert getattr(args, key) == kw[key], (run.stem, key)
             assert args.run_name == grid.name and args.out_dir == str(tmp_path)
             # Every field, not only those: the command is exactly the run's configuration.
-            assert ExperimentConfig.from_args(args) == run.config(settings, str(tmp_path))
+            assert ExperimentConfig.from_args(args) == run
 
 
 def test_grid_commands_carry_every_setting_that_differs_from_the_default(tmp_path):
     settings = grids.grid_settings(dataset="digits", augment=True, amp=False,
                                    channels_last=True, compile_model=True, loader="tensor",
                                    kw={"batchnorm": True, "dropout": 0.25}, bs_test=None)
-    run = GRIDS["exp1_1"].runs[0]
-    argv = run.command(settings, str(tmp_path))
+    run = GRIDS["exp1_1"].configs(settings, tmp_path)[0]
+    argv = grids.run_command(run)
     for flag in ("--augment", "--no-amp", "--channels-last", "--compile", "--dataset"):
         assert flag in argv, flag
     assert "--bs-test" not in argv  # None (bs_train // 4) has no spelling: left to the default
     assert argv[argv.index("--model-kw") + 1] == "batchnorm=true"
     args = build_parser().parse_args(argv[3:])
-    assert ExperimentConfig.from_args(args) == run.config(settings, str(tmp_path))
-    assert run.config(settings, str(tmp_path)).kw == {"batchnorm": True, "dropout": 0.25}
+    assert ExperimentConfig.from_args(args) == run
+    assert run.kw == {"batchnorm": True, "dropout": 0.25}
 
 
 def test_impossible_grid_settings_fail_before_anything_is_submitted(tmp_path):
     with pytest.raises(ExperimentConfigError, match="bs_train must be an integer >= 1, got 0"):
         grids.submit_grid("exp1_3", tmp_path, grids.grid_settings(bs_train=0),
-                          log_dir=tmp_path / "logs", dry_run=True)
+                          ClusterSettings(log_dir=tmp_path / "logs"), dry_run=True)
     with pytest.raises(ExperimentConfigError, match="timeout_min must be an integer >= 1, got -5"):
-        grids.submit_grid("exp1_3", tmp_path, grids.grid_settings(), log_dir=tmp_path / "logs",
-                          timeout_min=-5, dry_run=True)
+        grids.submit_grid("exp1_3", tmp_path, grids.grid_settings(),
+                          ClusterSettings(log_dir=tmp_path / "logs", timeout_min=-5),
+                          dry_run=True)
     assert not (tmp_path / "logs").exists()
 
 
@@ -209,7 +211,8 @@ def test_run_grid_runs_then_skips_complete_runs_and_redoes_broken_ones(tmp_path)
 
 def test_submit_grid_dry_run_submits_nothing(tmp_path, capsys):
     cluster, submitted = grids.submit_grid(
-        "exp1_3", tmp_path, grids.grid_settings(), log_dir=tmp_path / "logs", dry_run=True)
+        "exp1_3", tmp_path, grids.grid_settings(), ClusterSettings(log_dir=tmp_path / "logs"),
+        dry_run=True)
     out = capsys.readouterr().out
     assert len(submitted) == 4 and all(s.job is None for s in submitted)
     assert out.count("python -m hw2.experiments run-exp") == 4
@@ -221,8 +224,8 @@ def test_submit_grid_runs_a_job_array_with_the_local_executor(tmp_path, capsys):
     pytest.importorskip("submitit")
     grid = tiny_grid("arr")
     cluster, submitted = grids.submit_grid(
-        grid, tmp_path / "res", dict(TINY_SETTINGS), cluster="local", log_dir=tmp_path / "logs",
-        timeout_min=10, gpus=1)
+        grid, tmp_path / "res", dict(TINY_SETTINGS),
+        ClusterSettings(cluster="local", log_dir=tmp_path / "logs", timeout_min=10, gpus=1))
     assert cluster == "local" and len(submitted) == 2
     paths = [item.job.result() for item in submitted]
     assert sorted(os.path.basename(p) for p in paths) == ["arr_L1_K4-8.json", "arr_L1_K4.json"]
@@ -230,8 +233,8 @@ def test_submit_grid_runs_a_job_array_with_the_local_executor(tmp_path, capsys):
         cfg, fit = load_experiment(p)
         assert fit.num_epochs == 1 and cfg["run_name"] == "arr"
     # Everything is complete now: a second submission submits nothing.
-    _, again = grids.submit_grid(grid, tmp_path / "res", dict(TINY_SETTINGS), cluster="local",
-                                 log_dir=tmp_path / "logs")
+    _, again = grids.submit_grid(grid, tmp_path / "res", dict(TINY_SETTINGS),
+                                 ClusterSettings(cluster="local", log_dir=tmp_path / "logs"))
     assert again == []
 
 
@@ -363,7 +366,7 @@ def test_a_refused_submission_is_one_usage_error_and_leaves_no_folder(tmp_path, 
     monkeypatch.setattr(grids, "make_executor", lambda settings, n: _RefusingExecutor(logs))
     with pytest.raises(UsageError) as info:
         grids.submit_grid("exp1_3", results, grids.grid_settings(quick=True, dataset="digits"),
-                          log_dir=logs, partition="nope")
+                          ClusterSettings(log_dir=logs, partition="nope"))
     message = str(info.value)
     assert "\n" not in message
     assert message == ("the slurm scheduler refused the job array (partition=nope, gpus=1, "
@@ -500,5 +503,6 @@ def test_grid_submit_names_a_bad_hw2_dataset_as_a_config_error(tmp_path, fake_sl
     with pytest.raises(ExperimentConfigError, match="dataset: HW2_DATASET: unknown dataset "
                                                     "'imagenet'"):
         grids.submit_grid("exp1_3", tmp_path / "res", grids.grid_settings(quick=True),
-                          cluster="slurm", log_dir=tmp_path / "logs", dry_run=dry_run)
+                          ClusterSettings(cluster="slurm", log_dir=tmp_path / "logs"),
+                          dry_run=dry_run)
     assert not fake_slurm.exists() and not (tmp_path / "res").exists()
