@@ -60,8 +60,10 @@ from hw2 import layers, optimizers
 from hw2.classifier import ArgMaxClassifier
 from hw2.cnn import CNN
 from hw2.datasets import dataset_info, load_dataset, make_synthetic
-from hw2.experiments import MODEL_TYPES, atomic_write_text, cnn_experiment, expand_channels
-from hw2.grids import GRIDS, TRAIN_SETTINGS, GridRun, grid_settings
+from cs236781.atomic import atomic_write_text
+from hw2.config import ExperimentConfig as GridRun  # a grid run is its configuration
+from hw2.experiments import MODEL_TYPES, cnn_experiment, expand_channels
+from hw2.grids import GRIDS, TRAIN_SETTINGS, grid_settings
 from hw2.tensor_data import TensorLoader, dataset_tensors
 from hw2.training import ClassifierTrainer
 
@@ -692,7 +694,8 @@ class Experiments:
 
     def _call(self, run: GridRun, variant: str) -> None:
         out = Path(tempfile.mkdtemp(prefix=f"{run.stem}-{variant}-", dir=self.tmp))
-        kwargs = dict(run.experiment_kwargs(self.settings, str(out)), **VARIANTS[variant])
+        kwargs = dict(run.replace(out_dir=str(out), **self.settings).experiment_kwargs(),
+                      **VARIANTS[variant])
         started = time.perf_counter()
         result = cnn_experiment(**kwargs, verbose=False)
         synchronize(self.device)
