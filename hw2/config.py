@@ -33,15 +33,14 @@ from hw2.cnn import CNN, ResNet, YourCNN
 from hw2.datasets import DATASET_NAMES, default_dataset_name
 from hw2.results import result_filename
 from hw2.validation import (
-    MODEL_KW_FORMS, ExperimentConfigError, ExperimentConfigTypeError, ModelArgumentError,
-    check_bool, check_choice, check_device, check_int, check_int_list, check_optional,
-    check_real, config_error, parse_batches, parse_model_kw, parse_model_value, parse_patience,
+    ExperimentConfigError, ExperimentConfigTypeError, check_bool, check_choice, check_device,
+    check_int, check_int_list, check_optional, check_real, config_error, parse_batches,
+    parse_model_kw, parse_patience,
 )
 
 __all__ = [
     "MODEL_TYPES", "MODEL_TYPE_NAMES", "LOADERS", "EXPERIMENT_PARAMS", "GRID_OVERRIDES", "Option",
-    "ExperimentConfig", "expand_channels", "add_arguments", "parse_batches", "parse_patience",
-    "parse_model_kw", "parse_model_value", "ModelArgumentError", "MODEL_KW_FORMS", "SEED_MAX", "SIZE_MAX", "NAME_MAX",
+    "ExperimentConfig", "expand_channels", "add_arguments", "SEED_MAX", "SIZE_MAX", "NAME_MAX",
 ]
 
 #: ``model_type`` names and the classes they build.
@@ -75,10 +74,6 @@ def _path(name, value, what: str = "a folder path") -> str:
     if not os.fspath(value):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return str(os.fspath(value))
-
-
-def _checkpoints(name, value) -> Optional[str]:
-    return check_optional(_path, name, value, "a file name (without .pt) or None")
 
 
 def _device(name, value) -> Optional[str]:
@@ -244,7 +239,8 @@ class ExperimentConfig:
         help="stop after this many epochs without test-loss improvement; 0: never",
         parse=parse_patience, none_text="0")
     checkpoints: Optional[str] = _field(
-        None, "--checkpoints", check=_checkpoints, group=_TRAIN, metavar="NAME",
+        None, "--checkpoints", group=_TRAIN, metavar="NAME",
+        check=lambda n, v: check_optional(_path, n, v, "a file name (without .pt) or None"),
         help="checkpoint files: NAME.last.pt after every epoch (exact resume), NAME.pt when "
              "test accuracy improves; an interrupted run with the same NAME resumes from them",
         grid=False, identity=False)

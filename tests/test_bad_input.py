@@ -27,7 +27,7 @@ from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_bou
     select_roc_thresh
 from hw2.datasets import dataset_info, load_dataset
 from hw2.cli import USAGE_ERROR
-from hw2.config import ModelArgumentError, parse_model_kw
+from hw2.validation import ModelArgumentError, parse_model_kw
 from hw2.summaries import summarize
 from hw2.validation import UsageError
 from hw2.experiments import cnn_experiment

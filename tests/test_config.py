@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hw2 import config
+from hw2 import config, validation
 from hw2.cli import build_parser
 from hw2.config import EXPERIMENT_PARAMS, GRID_OVERRIDES, ExperimentConfig
 from hw2.validation import ExperimentConfigError, ExperimentConfigTypeError
@@ -143,18 +143,18 @@ def test_channels_and_file_names():
 
 
 @pytest.mark.parametrize("parse, text, expected", [
-    (config.parse_batches, "all", None), (config.parse_batches, "0", None),
-    (config.parse_batches, "5", 5), (config.parse_patience, "0", None),
-    (config.parse_patience, "4", 4), (config.parse_model_kw, "dropout=0.5", ("dropout", 0.5)),
-    (config.parse_model_kw, "pooling_type=avg", ("pooling_type", "avg")),
+    (validation.parse_batches, "all", None), (validation.parse_batches, "0", None),
+    (validation.parse_batches, "5", 5), (validation.parse_patience, "0", None),
+    (validation.parse_patience, "4", 4), (validation.parse_model_kw, "dropout=0.5", ("dropout", 0.5)),
+    (validation.parse_model_kw, "pooling_type=avg", ("pooling_type", "avg")),
 ])
 def test_value_parsers(parse, text, expected):
     assert parse(text) == expected
 
 
 @pytest.mark.parametrize("parse, text", [
-    (config.parse_batches, "-1"), (config.parse_patience, "-2"), (config.parse_model_kw, "x"),
-    (config.parse_model_kw, "1x=2"),
+    (validation.parse_batches, "-1"), (validation.parse_patience, "-2"), (validation.parse_model_kw, "x"),
+    (validation.parse_model_kw, "1x=2"),
 ])
 def test_value_parsers_refuse(parse, text):
     with pytest.raises(ValueError):
@@ -169,16 +169,16 @@ def test_value_parsers_refuse(parse, text):
     ("pooling_type=\"max\"", ("pooling_type", "max")), ("activation_type=lrelu", ("activation_type", "lrelu")),
 ])
 def test_model_kw_values_are_parsed_by_their_spelling(text, expected):
-    assert config.parse_model_kw(text) == expected
+    assert validation.parse_model_kw(text) == expected
 
 
 @pytest.mark.parametrize("value", ["yes", "off", "TRUE", "1,2", "", "[1,", "NaN", "Infinity", "nan",
                                    "[1, NaN]", "two words"])
 def test_model_kw_refuses_other_values_naming_the_accepted_forms(value):
-    with pytest.raises(config.ModelArgumentError) as info:
-        config.parse_model_kw(f"batchnorm={value}")
+    with pytest.raises(validation.ModelArgumentError) as info:
+        validation.parse_model_kw(f"batchnorm={value}")
     assert isinstance(info.value, ValueError)
-    assert config.MODEL_KW_FORMS in str(info.value) and repr(value) in str(info.value)
+    assert validation.MODEL_KW_FORMS in str(info.value) and repr(value) in str(info.value)
 
 
 def test_model_kw_false_round_trips_through_the_command_line():
