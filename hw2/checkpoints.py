@@ -1,23 +1,17 @@
 """Training checkpoints: one checked :class:`Checkpoint` value, its file, and its checks.
 
-:class:`hw2.training.Trainer` uses this interface only:
+* :meth:`Checkpoint.capture`: the weights, the optimizer's state, the fit progress and every
+  random-number state a resumed fit needs to repeat the draws of an uninterrupted one (torch,
+  CUDA when initialised, numpy, Python's ``random``, each data loader's ``generator``).
+* :meth:`Checkpoint.save`: an atomic write; a failed one (a full disk) raises
+  :class:`CheckpointWriteError` naming the file, and the previous file is kept.
+* :meth:`Checkpoint.load`: ``torch.load(..., weights_only=True)``, so a file cannot run code; a
+  file that is not a torch archive, holds other objects, is truncated or malformed is refused
+  with a ``ValueError`` naming the file and the field.
+* :meth:`Checkpoint.check_fits` refuses another architecture or another run (``identity``: the
+  run's settings); :meth:`Checkpoint.restore` puts the state back.
 
-* :meth:`Checkpoint.capture` takes a model's weights, its optimizer's state, the fit progress
-  and every random-number state a resumed fit needs to repeat the draws of an uninterrupted
-  one (torch CPU and, when initialised, CUDA; numpy; Python's ``random``; the ``generator``
-  of each data loader that has one). Every part is a tensor or a plain value.
-* :meth:`Checkpoint.save` writes it atomically (temporary file, fsync, rename): a reader sees
-  the old file or the whole new one. A failed write (a full disk) raises
-  :class:`CheckpointWriteError` naming the file; the previous file is kept.
-* :meth:`Checkpoint.load` reads a file with ``torch.load(..., weights_only=True)`` (a file
-  cannot run code) and refuses, with a ``ValueError`` naming the file and the field, a file
-  that is not a torch archive, holds other objects, is truncated or malformed.
-* :meth:`Checkpoint.check_fits` refuses a checkpoint of another kind of model, another
-  architecture or another run (its ``identity``: the run's settings, a plain dict);
-  :meth:`Checkpoint.restore` puts the state back (optimizer, weights, random numbers).
-
-File names: ``NAME.pt`` holds the best-accuracy state, ``NAME.last.pt`` the latest epoch's
-(:func:`checkpoint_file`, :func:`last_checkpoint_file`, :func:`resume_file`).
+``NAME.pt`` holds the best-accuracy state, ``NAME.last.pt`` the latest epoch's.
 """
 import dataclasses
 import errno
@@ -25,7 +19,6 @@ import io
 import os
 import pickle
 import random
-from numbers import Real
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -34,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from cs236781.atomic import atomic_write_bytes
-from hw2.validation import FileWriteError, os_error_reason
+from hw2.validation import FileWriteError, is_int, is_real, os_error_reason
 
 __all__ = ["CHECKPOINT_FORMAT", "OLD_FORMATS", "CheckpointWriteError", "Checkpoint",
            "FIT_STATE_TYPES", "checkpoint_file", "last_checkpoint_file", "remove_checkpoints",
@@ -154,15 +147,10 @@ class Checkpoint:
                    plain_identity(identity))
 
     def save(self, path: PathLike) -> None:
-        """Write atomically. The archive is built in memory and written by Python, so a full
-        disk is an ``OSError`` of the write itself.
-
-        :raises CheckpointWriteError: The file cannot be written (the old one is kept).
-        """
+        """Write atomically; the archive is built in memory, so a full disk is an ``OSError``
+        of the write itself. :raises CheckpointWriteError: (the old file is kept)."""
         payload = {"format": CHECKPOINT_FORMAT, "trainer_kind": self.kind,
-                   "model_class": self.model_class, "model_state": self.model_state,
-                   "optimizer_state": self.optimizer_state, "fit_state": self.fit_state,
-                   "rng": self.rng, "identity": self.identity}
+                   **{key: getattr(self, key) for key in _PAYLOAD_KEYS[2:]}}
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         path = Path(path)
@@ -178,7 +166,6 @@ class Checkpoint:
 
         :param model: The model that will read it (an ``nn.Module`` reads a state_dict, a
             hw2.layers model a list of tensors); None: either.
-
         :raises ValueError: Not a torch archive, other objects inside (never unpickled),
             truncated, or malformed (see :func:`check_payload`).
         :raises OSError: It cannot be read (the message names the file).
@@ -199,9 +186,7 @@ class Checkpoint:
         except OSError as err:
             raise _read_error(path, err) from None
         check_payload(payload, path, None if model is None else _kind(model))
-        return cls(payload["trainer_kind"], payload["model_class"], payload["model_state"],
-                   payload["optimizer_state"], payload["fit_state"], payload["rng"],
-                   payload["identity"], path)
+        return cls(payload["trainer_kind"], *(payload[key] for key in _PAYLOAD_KEYS[2:]), path)
 
     def check_fits(self, model, identity) -> None:
         """Refuse a checkpoint (loaded for this kind of model) of another architecture or run.
@@ -209,30 +194,25 @@ class Checkpoint:
         :param identity: The reading run's settings (None: any run's checkpoint is taken).
         :raises ValueError: Naming the file and what differs.
         """
-        path = self.path
         problems = _architecture_problems(model, self.model_state)
         if problems:
-            raise ValueError(f"checkpoint {path} was saved from a different architecture "
+            raise ValueError(f"checkpoint {self.path} was saved from a different architecture "
                              f"({self.model_class} -> {type(model).__name__}): "
                              f"{'; '.join(problems[:5])}. Delete the file or choose another "
                              f"checkpoints name to start afresh.")
-        check_identity(self.identity, plain_identity(identity), path)
+        check_identity(self.identity, plain_identity(identity), self.path)
 
     def restore(self, model, optimizer, loaders: Optional[Sequence] = None) -> None:
-        """Put optimizer state, weights and (given the fit's ``loaders``) the random-number
-        states back. :meth:`check_fits` has accepted the model.
-
-        The optimizer goes first: it checks its state before changing anything, so a misfit
-        leaves the model as it was too.
+        """Put the optimizer's state, then the weights (a misfit optimizer state leaves the
+        model as it was) and, given the fit's ``loaders``, the random-number states back.
 
         :raises ValueError: The optimizer state does not fit, or the loaders do not match.
         """
-        path = self.path
         if self.optimizer_state is not None and hasattr(optimizer, "load_state_dict"):
             try:
                 optimizer.load_state_dict(self.optimizer_state)
             except (ValueError, KeyError, RuntimeError, TypeError) as err:
-                raise ValueError(f"checkpoint {path}: the saved optimizer state does not fit "
+                raise ValueError(f"checkpoint {self.path}: the saved optimizer state does not fit "
                                  f"{type(optimizer).__name__}: {err}") from None
         if isinstance(model, nn.Module):
             model.load_state_dict(self.model_state)
@@ -241,7 +221,7 @@ class Checkpoint:
                 for (p, _), saved in zip(model.params(), self.model_state):
                     p.copy_(saved)
         if self.rng is not None and loaders is not None:
-            restore_rng_states(self.rng, loaders, path)
+            restore_rng_states(self.rng, loaders, self.path)
 
 
 def _architecture_problems(model, saved) -> List[str]:
@@ -392,25 +372,18 @@ def _payload_problem(payload: dict, trainer_kind: Optional[str]) -> Optional[str
 
 
 def _model_state_problem(state, kind: str) -> Optional[str]:
-    if kind == "torch":
-        if not isinstance(state, dict):
-            return f"model_state must be a dict of tensors, got {type(state).__name__}"
-        bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    else:
-        if not isinstance(state, list):
-            return f"model_state must be a list of tensors, got {type(state).__name__}"
-        bad = [i for i, v in enumerate(state) if not isinstance(v, torch.Tensor)]
+    container = dict if kind == "torch" else list
+    if not isinstance(state, container):
+        return f"model_state must be a {container.__name__} of tensors, got {type(state).__name__}"
+    items = state.items() if kind == "torch" else enumerate(state)
+    bad = [k for k, v in items if not isinstance(v, torch.Tensor)]
     return f"model_state entries {bad[:5]} are not tensors" if bad else None
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
 #: How each kind of :data:`FIT_STATE_TYPES` value is checked, and what the message expects.
-_FIELD_CHECKS = {"count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                 "numbers": lambda v: isinstance(v, list) and all(map(_is_number, v)),
-                 "optional number": lambda v: v is None or _is_number(v)}
+_FIELD_CHECKS = {"count": lambda v: is_int(v) and v >= 0,
+                 "numbers": lambda v: isinstance(v, list) and all(map(is_real, v)),
+                 "optional number": lambda v: v is None or is_real(v)}
 _FIELD_EXPECTED = {"count": "an integer >= 0", "numbers": "a list of numbers",
                    "optional number": "a number or None"}
 

@@ -30,11 +30,11 @@ from tqdm.auto import tqdm
 
 from cs236781.train_results import BatchResult, EpochResult, FitResult
 from hw2 import checkpoints as ckpt
-from hw2.checkpoints import CHECKPOINT_FORMAT, Checkpoint, CheckpointWriteError
+from hw2.checkpoints import Checkpoint, CheckpointWriteError
 from hw2.validation import check_bool, check_device, check_int, check_optional
 
 __all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "FitState", "TrainingDiverged",
-           "Checkpoint", "CheckpointWriteError", "CHECKPOINT_FORMAT"]
+           "CheckpointWriteError"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -172,7 +172,8 @@ class Trainer(abc.ABC):
                 state.epochs_done = epoch + 1
                 # ====== END YOUR CODE ======
 
-                # Early stopping: count the epochs since the mean test loss last improved.
+                # Early stopping: count the epochs since the mean test loss last improved, and
+                # stop after early_stopping of them.
                 # ====== YOUR CODE: ======
                 test_loss = sum(test_result.losses) / len(test_result.losses)
                 if state.best_test_loss is None or test_loss < state.best_test_loss:

@@ -356,6 +356,27 @@ def test_run_exp_refuses_a_checkpoint_of_another_architecture(tmp_path, capsys):
     assert _files(tmp_path / "b") == []
 
 
+def _tiny_with_epochs(epochs: int):
+    args = list(RUN_EXP_TINY)
+    args[args.index("--epochs") + 1] = str(epochs)
+    return args
+
+
+def test_run_exp_extends_a_finished_run_with_more_epochs(tmp_path, capsys):
+    # Continuing a run for more epochs is what users do: only --epochs differs, so the
+    # checkpoint is this run's and the longer run resumes from it.
+    run = ["run-exp", "-n", "a", "-K", "4", "-o", str(tmp_path / "out"),
+           "--checkpoints", str(tmp_path / "ck")]
+    assert cli.main([*run, *_tiny_with_epochs(2)]) == 0
+    assert cli.main([*run, *_tiny_with_epochs(3)]) == 0, capsys.readouterr().err
+    [result_file] = (tmp_path / "out").glob("*.json")
+    config, result = load_experiment(result_file)
+    assert result.num_epochs == 3 and len(result.train_acc) == 3
+    assert config["resumed_from_epoch"] in (1, 2)  # the best file of the 2-epoch run
+    assert cli.main([*run[:4], "-K", "6", *run[6:], *_tiny_with_epochs(4)]) == cli.USAGE_ERROR
+    assert "different architecture" in capsys.readouterr().err  # the other checks stay
+
+
 def test_run_exp_refuses_a_checkpoint_carrying_code(tmp_path, capsys):
     marker = tmp_path / "code-ran"
     torch.save({"format": "hw2.training.checkpoint/1", "fit_state": _Payload(marker)},

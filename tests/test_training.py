@@ -459,6 +459,28 @@ def test_a_fit_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path):
     assert not last.exists() and Trainer.checkpoint_file(ckpt).exists()
 
 
+@pytest.mark.parametrize("die_in_epoch", [None, 2])  # a finished run, an interrupted one
+def test_a_run_extended_to_more_epochs_equals_the_longer_uninterrupted_one(tmp_path, die_in_epoch):
+    _reseed(0)
+    expected = RandomTrainer().fit(shuffled(), shuffled(1), num_epochs=4, print_every=0)
+    ckpt = str(tmp_path / "r")
+    _reseed(0)
+    first = RandomTrainer(die_in_epoch=die_in_epoch, identity={"seed": 0})
+    if die_in_epoch is None:
+        assert first.fit(shuffled(), shuffled(1), num_epochs=2, checkpoints=ckpt,
+                         print_every=0).num_epochs == 2
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            first.fit(shuffled(), shuffled(1), num_epochs=2, checkpoints=ckpt, print_every=0)
+    with pytest.raises(ValueError, match="belongs to another run: seed=0 in the checkpoint"):
+        RandomTrainer(identity={"seed": 1}).fit(shuffled(), shuffled(1), num_epochs=4,
+                                                checkpoints=ckpt, print_every=0)
+    _reseed(123)
+    extended = RandomTrainer(identity={"seed": 0}).fit(shuffled(), shuffled(1), num_epochs=4,
+                                                       checkpoints=ckpt, print_every=0)
+    assert extended == expected
+
+
 def test_the_last_checkpoint_follows_every_epoch_and_the_best_file_only_improvements(tmp_path):
     ckpt = str(tmp_path / "run")
     seen = []
@@ -477,6 +499,15 @@ def test_the_last_checkpoint_follows_every_epoch_and_the_best_file_only_improvem
     assert Trainer.last_checkpoint_file("run.pt") == Path("run.last.pt")
     Trainer.remove_checkpoints(ckpt)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_test_accuracy_equal_to_the_best_does_not_replace_the_best_checkpoint(tmp_path):
+    ckpt = str(tmp_path / "run")
+    # accuracies 1/3, 2/3, 2/3 (equal to the best), 1/3
+    ScriptedTrainer(test_correct=[1, 2, 2, 1]).fit(loader(n=3), loader(n=3), num_epochs=4,
+                                                   checkpoints=ckpt, print_every=0)
+    best = torch.load(tmp_path / "run.pt", weights_only=True)["fit_state"]
+    assert best["epochs_done"] == 2 and best["best_acc"] == pytest.approx(200 / 3)
 
 
 def test_a_checkpoint_of_another_run_is_refused_naming_the_keys(tmp_path):
