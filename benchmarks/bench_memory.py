@@ -5,14 +5,14 @@ temporaries and frees them again pays one per 4 KiB touched whenever the C libra
 the freed blocks back to the system, which glibc does for large blocks. The counts come from
 ``resource.getrusage``.
 
-Each row iterates epochs of a :class:`~hw2.tensor_data.TensorLoader` over the synthetic
-stand-in twice: with its reused buffers (the default) and with ``reuse_buffers=False``, which
-makes every batch in freshly allocated tensors as the loader did before (the same operations,
-the same values). Goal: with reuse, below one page fault per batch (what remains is per epoch:
-the permutation, Python's own objects). Everything runs in one fresh Python
-process, so that the allocator's state does not depend on the suites run before.
-(The optimizers' page faults per step are rows of ``bench_optimizers``; the whole training
-loop's, per training batch, a row of ``bench_end_to_end``.)
+``TensorLoader`` makes every batch in fresh tensors. ``run-exp`` calls
+:func:`hw2.allocator.retain_freed_memory` first, so that glibc keeps freed blocks for the next
+batch. Each row iterates epochs of a loader over the synthetic stand-in in two fresh Python
+processes, one with that setting and one with glibc's defaults, and compares their page faults
+per batch. Goal: with the setting, below one page fault per batch (what remains is per epoch:
+the permutation, Python's own objects). (The optimizers' page faults per step are rows of
+``bench_optimizers``; the whole training loop's, per training batch, a row of
+``bench_end_to_end``.)
 
 Run alone: ``python -m benchmarks.bench_memory``.
 """
@@ -43,35 +43,42 @@ def faults_per_batch(loader, epochs: int = 2) -> float:
     return (minor_faults() - before) / batches
 
 
-def _worker() -> None:
+def _worker(retain: bool) -> None:
     import torch
 
+    from hw2.allocator import retain_freed_memory
     from hw2.datasets import make_synthetic
     from hw2.tensor_data import TensorLoader, dataset_tensors
 
+    if retain and not retain_freed_memory():
+        raise RuntimeError("glibc refused the allocator settings (not Linux/glibc?)")
     torch.set_num_threads(THREADS)
     images, targets = dataset_tensors(make_synthetic(n_train=8192, n_test=10)[0])
-    rows = []
-    for name, kw in SETTINGS.items():
-        reused, fresh = (faults_per_batch(TensorLoader(images, targets, shuffle=True, seed=0,
-                                                       reuse_buffers=reuse, **kw))
-                         for reuse in (True, False))
-        rows.append([f"TensorLoader minor page faults per batch ({name}): reused vs fresh buffers",
-                     reused, fresh, "faults", "< 1", reused < 1])
-    print(json.dumps(rows))
+    print(json.dumps({name: faults_per_batch(TensorLoader(images, targets, shuffle=True, seed=0,
+                                                          **kw))
+                      for name, kw in SETTINGS.items()}))
 
 
-def run():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--worker"],
+def _faults(retain: bool) -> dict:
+    """Page faults per batch of each setting, measured in a fresh interpreter."""
+    flag = ["--retain"] if retain else []
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--worker", *flag],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"the page-fault worker failed (exit {proc.returncode}):\n{proc.stderr}")
-    return [Row(*fields) for fields in json.loads(proc.stdout.strip().splitlines()[-1])]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run():
+    retained, default = _faults(True), _faults(False)
+    return [Row(f"TensorLoader minor page faults per batch ({name}): retained memory vs glibc "
+                f"default", retained[name], default[name], "faults", "< 1", retained[name] < 1)
+            for name in SETTINGS]
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--worker"]:
-        _worker()
+    if sys.argv[1:2] == ["--worker"]:
+        _worker(retain=sys.argv[2:] == ["--retain"])
     else:
         from benchmarks.timing import print_table
         print_table(run(), "tensor data path: minor page faults")
