@@ -597,3 +597,61 @@ def test_your_cnn_identity_path_carries_gradient_where_plain_cnn_vanishes():
         ratios[cls.__name__] = (first.weight.grad.norm() / last_linear.weight.grad.norm()).item()
     assert ratios["CNN"] < 1e-4
     assert ratios["YourCNN"] > 1e-2
+
+
+# -- YourCNN's layer order, against plain torch.nn (issue 23, item 7a) -----------------------
+
+class _PlainPreActivation(nn.Module):
+    """``main(x) + shortcut(x)``, nothing after the sum."""
+
+    def __init__(self, main: nn.Sequential, shortcut: nn.Module):
+        super().__init__()
+        self.main, self.shortcut = main, shortcut
+
+    def forward(self, x):
+        return self.main(x) + self.shortcut(x)
+
+
+def _plain_your_cnn(act):
+    """YourCNN((3, 8, 8), 10, channels=[4, 8, 8], pool_every=3, hidden_dims=[6], dropout=0.25)
+    written out by hand from torch.nn, in construction order: a bias-free 3x3 stem, one
+    pre-activation block of two convolutions (BN -> act -> conv, then BN -> act -> dropout ->
+    conv) with a bias-free 1x1 projection as its shortcut, the pool that ends the stage, then
+    the head BN -> act -> global average pool -> dropout, and the MLP."""
+    stem = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    main = nn.Sequential(nn.BatchNorm2d(4), act(), nn.Conv2d(4, 8, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(8), act(), nn.Dropout(0.25),
+                         nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    block = _PlainPreActivation(main, nn.Conv2d(4, 8, 1, bias=False))
+    features = nn.Sequential(stem, block, nn.MaxPool2d(2), nn.BatchNorm2d(8), act(),
+                             nn.AdaptiveAvgPool2d(1), nn.Dropout(0.25), nn.Flatten())
+    return nn.Sequential(features, nn.Linear(8, 6), act(), nn.Linear(6, 10))
+
+
+def _leaf_types(model: nn.Module):
+    return [type(m) for m in model.modules() if not list(m.children())
+            and not isinstance(m, (nn.Identity, nn.Flatten))]
+
+
+@pytest.mark.parametrize("activation_type, activation_params, act", [
+    ("relu", None, nn.ReLU),
+    ("lrelu", dict(negative_slope=0.2), lambda: nn.LeakyReLU(negative_slope=0.2)),
+])
+def test_your_cnn_layer_order_matches_a_plain_torch_construction(activation_type,
+                                                                 activation_params, act):
+    torch.manual_seed(0)
+    net = YourCNN((3, 8, 8), 10, channels=[4, 8, 8], pool_every=3, hidden_dims=[6], dropout=0.25,
+                  activation_type=activation_type, activation_params=activation_params)
+    torch.manual_seed(0)
+    plain = _plain_your_cnn(act)
+    assert _leaf_types(net) == _leaf_types(plain)
+    net, plain = net.double(), plain.double()
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    for training in (True, False):  # dropout's masks (training) and batch norm's two modes
+        net.train(training), plain.train(training)
+        torch.manual_seed(1)
+        ours = net(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(ours, plain(x), rtol=1e-12, atol=1e-12)
+    dropouts = [m.p for m in net.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts == [0.25, 0.25]  # one inside the block, one before the classifier
