@@ -360,7 +360,7 @@ def test_handout_blank_finder_names_functions_by_class():
 #: Records, per test of the hand-out, whether it reached a blank and how it ended (a pytest
 #: plugin, loaded with -p into the hand-out's own test run).
 BLANK_TRACER = r"""
-import json, os, sys, threading, traceback
+import json, os, re, sys, threading
 import pytest
 
 BLANKS = {path: set(lines) for path, lines in json.loads(os.environ["HW2_BLANKS"]).items()}
@@ -385,7 +385,7 @@ def _global(frame, event, arg):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _current[0] = item.nodeid
-    RECORD[item.nodeid] = {"reached": [], "failed": [], "where": []}
+    RECORD[item.nodeid] = {"reached": [], "failed": [], "where": [], "child": []}
     sys.settrace(_global)
     threading.settrace(_global)
     yield
@@ -399,9 +399,22 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed and call.excinfo is not None:
-        RECORD[item.nodeid]["failed"].append(call.excinfo.typename)
+        seen = RECORD[item.nodeid]
+        seen["failed"].append(call.excinfo.typename)
         last = call.excinfo.traceback[-1]
-        RECORD[item.nodeid]["where"].append(f"{last.path}:{last.lineno + 1}")
+        seen["where"].append(f"{last.path}:{last.lineno + 1}")
+        # A child process (the command line) that reached a blank: its traceback, in the
+        # failure's text, ends in NotImplementedError at a blank's line.
+        text = str(report.longrepr)
+        if "NotImplementedError" in text:
+            for path, line in re.findall(r'File \\?"([^"\\]+)\\?", line (\d+)', text):
+                if int(line) in BLANKS.get(path, ()):
+                    seen["child"].append(f"{path}:{line}")
+
+
+def pytest_collectreport(report):
+    if report.failed:  # a test file the hand-out cannot even collect hides all its tests
+        RECORD[report.nodeid] = {"collection error": str(report.longrepr)[-1500:]}
 
 
 def pytest_sessionfinish(session):
@@ -427,15 +440,20 @@ def test_handout_tests_fail_with_not_implemented_exactly_at_the_blanks(handout, 
                MPLBACKEND="Agg", HW2_BLANKS=json.dumps(blank_lines),
                HW2_BLANK_RECORD=str(record_path))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "not slow",
-                           "-p", "no:cacheprovider", "-p", "blank_tracer", *test_files],
+                           "-p", "no:cacheprovider", "-p", "blank_tracer",
+                           "--continue-on-collection-errors", *test_files],
                           cwd=out, env=env, capture_output=True, text=True, timeout=1800)
     record = json.loads(record_path.read_text())
     assert record, proc.stdout[-2000:] + proc.stderr[-2000:]
     blank_sites = {f"{path}:{n}" for path, lines in blank_lines.items() for n in lines}
     wrong = {}
     for test, seen in record.items():
-        if bool(seen["failed"]) != bool(seen["reached"]):
+        if "collection error" in seen:
+            wrong[test] = seen
+        elif bool(seen["failed"]) != bool(seen["reached"] or seen["child"]):
             wrong[test] = seen  # failed without reaching a blank, or passed although it did
+        elif seen["child"]:
+            continue  # its command-line child died of a blank's NotImplementedError
         elif any(name != "NotImplementedError" for name in seen["failed"]):
             wrong[test] = seen  # reached a blank but failed with something else
         elif not set(seen["where"]) <= blank_sites:
