@@ -25,8 +25,8 @@ from hw2.results import is_complete
 from hw2.summaries import summarize
 from hw2.validation import ExperimentConfigError, UsageError
 
-__all__ = ["USAGE_ERROR", "DIVERGED", "WRITE_ERROR", "INTERRUPTED", "BROKEN_PIPE", "PROG", "build_parser",
-           "main", "resume_hint"]
+__all__ = ["USAGE_ERROR", "DIVERGED", "WRITE_ERROR", "INTERRUPTED", "BROKEN_PIPE", "PROG",
+           "build_parser", "main", "resume_hint"]
 
 #: Exit status of every failure the user can fix (bad flags, impossible configurations,
 #: missing data), as argparse uses for bad flags.
@@ -155,7 +155,8 @@ def _add_grid_parsers(sub) -> None:
                                            "is on the PATH, else local processes)")
     common(p)
     ClusterSettings.add_arguments(p.add_argument_group("cluster"))
-    p.add_argument("--dry-run", action="store_true", help="print what would be submitted, submit nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be submitted, submit nothing")
     p.add_argument("--wait", action="store_true", help="wait for the jobs, then print the summary")
     p.set_defaults(handler=_cmd_grid_submit)
 

@@ -109,8 +109,9 @@ class ClusterSettings:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
     def __str__(self) -> str:
-        return ", ".join(f"{f.name}={getattr(self, f.name) if f.name != 'cluster' else self.cluster or 'auto'}"
-                         for f in dataclasses.fields(self))
+        """``cluster=auto, log_dir=submitit-logs, partition=None, ...``: every field."""
+        values = dict(dataclasses.asdict(self), cluster=self.cluster or "auto")
+        return ", ".join(f"{name}={value}" for name, value in values.items())
 
 
 def make_executor(settings: ClusterSettings, n_jobs: int, name: str = "hw2-grid"):

@@ -234,8 +234,8 @@ def run_grid(grid: Union[str, Grid], out_dir: Union[str, Path] = "results",
             print(f"{label}: another process is computing it "
                   f"({RunLock(config.result_path).holder()}), skipped here", flush=True)
         elif verbose:
-            print(f"{label}: {'trained' if status == DONE else 'complete result file exists, skipped'}",
-                  flush=True)
+            done = "trained" if status == DONE else "complete result file exists, skipped"
+            print(f"{label}: {done}", flush=True)
         outcomes.append(RunOutcome(config, config.result_path, status))
     return outcomes
 
@@ -302,11 +302,12 @@ def _offline_data_problem(name: str, n_jobs: int) -> Optional[str]:
         load_dataset(name, download=False, verbose=False)
     except DatasetUnavailableError:
         return (f"the {name} data set is not in the data folder {data_root()} "
-                f"($HW2_DATA_DIR, else ~/.pytorch-datasets; torchvision reads {folder}), so each of the {n_jobs} job(s) "
-                f"would fail loading it; nothing was submitted. Download it first (on a machine "
-                f"with internet: python -c \"from hw2.datasets import load_dataset; "
-                f"load_dataset('{name}')\"), point HW2_DATA_DIR at a folder that holds it, or "
-                f"choose --dataset digits or --dataset synthetic")
+                f"($HW2_DATA_DIR, else ~/.pytorch-datasets; torchvision reads {folder}), so "
+                f"each of the {n_jobs} job(s) would fail loading it; nothing was submitted. "
+                f"Download it first (on a machine with internet: python -c \"from "
+                f"hw2.datasets import load_dataset; load_dataset('{name}')\"), "
+                f"point HW2_DATA_DIR at a folder that holds it, or choose --dataset digits or "
+                f"--dataset synthetic")
     return None
 
 
@@ -352,8 +353,9 @@ def submit_grid(names: Union[str, Grid, Sequence[Union[str, Grid]]],
     cluster = ClusterSettings() if cluster is None else cluster
     pending = pending_runs(names, out_dir, grid_settings() if settings is None else settings,
                            file)
-    # the data set the runs load ($HW2_DATASET when not given), resolved as a run resolves it
-    problem = _offline_data_problem(pending[0].resolved().dataset, len(pending)) if pending else None
+    problem = None
+    if pending:  # the data set the runs load ($HW2_DATASET when not given), as a run resolves it
+        problem = _offline_data_problem(pending[0].resolved().dataset, len(pending))
     if dry_run:
         if problem:
             print(f"Dry run: WARNING: {problem}", file=file)

@@ -5,7 +5,7 @@ callable is *checkpointable*: an object with a ``checkpoint(*args, **kwargs)`` m
 returns a ``submitit.helpers.DelayedSubmission`` of what to run next. :class:`CheckpointableJob`
 wraps a job function (e.g. :func:`hw2.grids.run_grid_job`) that resumes by itself: the
 requeued job calls the same function with the same arguments, and the run continues from its
-"last" checkpoint (:mod:`hw2.training`), ending with the result an uninterrupted job has.
+"last" checkpoint (:mod:`hw2.checkpoints`), ending with the result an uninterrupted job has.
 
 ``executor.map_array(CheckpointableJob(run_grid_job), specs)`` submits such jobs.
 """

@@ -95,7 +95,8 @@ class RunSetup:
         return self.result
 
     def __repr__(self) -> str:
-        return f"RunSetup({self.config.filename!r}, device={self.device}, saved={self.result is not None})"
+        return (f"RunSetup({self.config.filename!r}, device={self.device}, "
+                f"saved={self.result is not None})")
 
 
 @contextlib.contextmanager

@@ -364,8 +364,9 @@ def test_model_kw_booleans_in_python_and_json_spelling_reach_the_model(tmp_path,
                                                                        spelling, value):
     from hw2.cnn import ResNet
 
-    status = main(["run-exp", "-n", "bn", "-M", "resnet", "-K", "4", "-L", "1", "-P", "1", "-s", "0",
-                   "-o", str(tmp_path), "--model-kw", f"batchnorm={spelling}", *TINY_FLAGS])
+    status = main(["run-exp", "-n", "bn", "-M", "resnet", "-K", "4", "-L", "1", "-P", "1",
+                   "-s", "0", "-o", str(tmp_path), "--model-kw", f"batchnorm={spelling}",
+                   *TINY_FLAGS])
     assert status == 0, capsys.readouterr().err
     cfg, _ = load_experiment(tmp_path / "bn_L1_K4.json")
     assert cfg["kw"] == {"batchnorm": value}

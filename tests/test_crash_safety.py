@@ -149,12 +149,14 @@ def test_sigkill_mid_training_then_rerun_resumes_and_writes_a_valid_result(tmp_p
 def test_grid_runs_skip_only_complete_result_files(tmp_path, capsys):
     """A complete result file is skipped; a truncated one (as a crash without the atomic
     write would leave) and a missing one are run and then hold a valid result."""
-    runs = tuple(grids.GridRun("g", "cnn", (k,), 1, 1, (8,)) for k in (2, 3, 4))
+    run = ExperimentConfig("g", model_type="cnn", layers_per_block=1, pool_every=1,
+                           hidden_dims=(8,))
+    runs = tuple(run.replace(filters_per_layer=(k,)) for k in (2, 3, 4))
     grid = grids.Grid("g", "reliability test grid", runs)
     settings = dict(seed=0, bs_train=16, bs_test=32, batches=1, epochs=1, early_stopping=None,
                     dataset="digits", lr=1e-3, reg=1e-3)
     complete, truncated, missing = (tmp_path / r.filename for r in runs)
-    cnn_experiment(**runs[0].experiment_kwargs(settings, str(tmp_path)), verbose=False)
+    cnn_experiment(**grid.configs(settings, tmp_path)[0].experiment_kwargs(), verbose=False)
     complete_before = complete.read_bytes()
     text = json.dumps({"config": {}, "results": {"num_epochs": 1, "train_loss": [1.0],
                                                  "train_acc": [10.0], "test_loss": [1.0],
