@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from hw2.layers import Layer
+from hw2.validation import check_tensor
 
 __all__ = ["compare_layer_to_torch"]
 
@@ -114,9 +115,7 @@ def compare_layer_to_torch(layer: Layer, x: Tensor, y: Optional[Tensor] = None, 
     """
     if not isinstance(layer, Layer):
         raise TypeError(f"layer must be a hw2.layers.Layer, got {type(layer).__name__}")
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}"
-                        + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))
+    check_tensor("x", x)
     twin = copy.deepcopy(layer)
     with torch.random.fork_rng(devices=[]):
         dz, dx, grads = _ours(layer, x, y, seed)

@@ -169,5 +169,5 @@ def test_verbose_false_prints_nothing(capsys):
 def test_bad_arguments():
     with pytest.raises(TypeError, match="layer must be a hw2.layers.Layer, got Linear"):
         compare_layer_to_torch(torch.nn.Linear(2, 2), torch.randn(3, 2))
-    with pytest.raises(TypeError, match="x must be a floating-point torch.Tensor, got Tensor of dtype torch.int64"):
+    with pytest.raises(TypeError, match="x must be a floating-point tensor, got dtype torch.int64"):
         compare_layer_to_torch(layers.ReLU(), torch.ones(3, 2, dtype=torch.long))

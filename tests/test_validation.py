@@ -93,3 +93,28 @@ def test_experiment_errors_follow_the_rule():
     assert isinstance(type_flavour, v.ExperimentConfigError) and isinstance(type_flavour, TypeError)
     assert str(type_flavour) == "x must be an integer, got 'a'"
     assert not issubclass(v.UsageError, (TypeError, ValueError))
+
+
+def test_check_kwargs_copies_a_dict_and_checks_its_flags():
+    params = {"kernel_size": 3, "bias": False}
+    got = v.check_kwargs("conv_params", params, flags=("bias",))
+    assert got == params and got is not params
+    assert v.check_kwargs("conv_params", None) == {}
+    with pytest.raises(TypeError, match=r"^conv_params must be a dict of keyword arguments or "
+                                        r"None, got \[3\]$"):
+        v.check_kwargs("conv_params", [3])
+    with pytest.raises(TypeError, match=r"^conv_params\['bias'\] must be True or False, got 'no'$"):
+        v.check_kwargs("conv_params", {"bias": "no"}, flags=("bias", "inplace"))
+    assert v.check_kwargs("p", {"bias": "no"}) == {"bias": "no"}  # only the named flags
+
+
+def test_check_tensor_names_what_it_got():
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(2)
+    assert v.check_tensor("x", x) is x
+    assert v.check_tensor("y", torch.zeros(2, dtype=torch.long), floating=False) is not None
+    with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor, got list$"):
+        v.check_tensor("x", [1.0])
+    with pytest.raises(TypeError, match=r"^x must be a floating-point tensor, got dtype "
+                                        r"torch\.int64$"):
+        v.check_tensor("x", torch.zeros(2, dtype=torch.long))
