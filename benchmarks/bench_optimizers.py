@@ -1,9 +1,10 @@
 """Time ``step()`` of the from-scratch optimizers against their ``torch.optim`` twins.
 
 The parameter list is a real ResNet's (torchvision's ResNet-18: 62 tensors, 11.7M values)
-with random gradients. For each rule it prints the median time per step of ours, of
-``torch.optim`` with its default implementation for the device, and of ``torch.optim`` with
-``foreach=True``, and the ratio ours / torch (below 1.10 means "within 10%").
+with random gradients. Our rules are loops over the parameters, as ``torch.optim``'s
+single-tensor path (``foreach=False``) is, and the table rows compare with that path (on the
+CPU it is torch's default; on CUDA torch defaults to its multi-tensor ``foreach`` kernels).
+Run alone, it also prints ``torch.optim`` with ``foreach=True``, for the record.
 
 Run: ``python -m benchmarks.bench_optimizers [--device cuda] [--repeats 30]``.
 """
@@ -46,12 +47,13 @@ def resnet_parameters(device: torch.device):
 
 def run(repeats: int = 20, device=None):
     """Table rows for ``python -m benchmarks``: median step time, ours vs ``torch.optim``'s
-    default, and on the CPU the minor page faults per step of each (goal for ours: none)."""
+    single-tensor path, and on the CPU the minor page faults per step of each (goal for ours:
+    none)."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     for name, (ours_cls, ours_kw, torch_cls, torch_kw) in RULES.items():
         ours = ours_cls(resnet_parameters(device), **ours_kw)
-        theirs = torch_cls(resnet_parameters(device), **torch_kw)
+        theirs = torch_cls(resnet_parameters(device), foreach=False, **torch_kw)
         t_ours, t_torch = interleaved_medians([ours.step, theirs.step], repeats=repeats,
                                               warmup=2, device=device)
         label = f"{ours_cls.__name__}({name}).step vs torch.optim, ResNet-18"
