@@ -1,19 +1,11 @@
 """Training loops at three levels of granularity: many epochs, one epoch, one batch.
 
-:class:`Trainer` implements the first two levels once for every kind of model:
-:meth:`Trainer.fit` runs epochs of training and evaluation, stops early when the test loss
-stops improving, and keeps checkpoints; :meth:`Trainer.train_epoch` and
-:meth:`Trainer.test_epoch` run one pass over a data loader through the one loop
-:meth:`Trainer._foreach_batch`. Subclasses implement the single batch:
-:class:`LayerTrainer` for the from-scratch :mod:`hw2.layers` models (manual backward) and
-:class:`ClassifierTrainer` for ``torch.nn.Module`` classifiers (autograd).
-
-With ``checkpoints='NAME'``, fit writes ``NAME.pt`` when the test accuracy improves and
-``NAME.last.pt`` after every epoch; a fit that finds them resumes where they left off, with
-the same random numbers, so its :class:`FitResult` equals an uninterrupted one's (bit for bit
-on the CPU at a fixed thread count). The files and their checks are :mod:`hw2.checkpoints`.
-
-A NaN or infinite loss raises :class:`TrainingDiverged` naming the epoch and batch.
+:class:`Trainer` runs epochs (:meth:`Trainer.fit`: early stopping, checkpoints, resuming) and
+single epochs (:meth:`Trainer.train_epoch`/:meth:`Trainer.test_epoch`, over the one loop
+:meth:`Trainer._foreach_batch`) for every kind of model; :class:`LayerTrainer` (the
+:mod:`hw2.layers` models, manual backward) and :class:`ClassifierTrainer` (``nn.Module``
+classifiers, autograd) implement the single batch. Checkpoint files and their checks are
+:mod:`hw2.checkpoints`. A NaN or infinite loss raises :class:`TrainingDiverged`.
 """
 import abc
 import dataclasses
@@ -38,13 +30,8 @@ __all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "FitState", "Training
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training (or test) loss became NaN or infinite.
-
-    training: whether it happened in a training epoch (else a test epoch).
-    loss: the offending loss value; batch: its 1-based batch.
-    epoch: the 1-based epoch of :meth:`Trainer.fit` (None outside fit).
-    fit_result: set by fit: the :class:`FitResult` of the epochs completed before.
-    """
+    """The training (``training``) or test loss became NaN or infinite: ``loss`` at the 1-based
+    ``batch`` of ``epoch`` (set by fit, with ``fit_result``: the epochs completed before)."""
 
     def __init__(self, training: bool, loss: float, batch: int, epoch: Optional[int] = None,
                  fit_result: Optional[FitResult] = None):
@@ -96,11 +83,9 @@ class Trainer(abc.ABC):
         """
         Initialize the trainer.
         :param model: Instance of the model to train.
-        :param device: torch.device to run training on (CPU or GPU); an ``nn.Module`` is
-            moved there. None leaves the model where it is.
-        :param optimizer: The model's optimizer; checkpoints hold its ``state_dict()``.
-        :param identity: The settings that identify the run (a dict of plain values, e.g.
-            :meth:`hw2.config.ExperimentConfig.identity`): saved in checkpoints, and a
+        :param device: torch.device to run training on (CPU or GPU); None: where it is.
+        :param optimizer: The model's optimizer (checkpoints hold its ``state_dict()``).
+        :param identity: The run's settings (plain values): saved in checkpoints, and a
             checkpoint recording other settings is refused. None: any is resumed.
         """
         self.model = model
@@ -121,21 +106,17 @@ class Trainer(abc.ABC):
         :param num_epochs: Number of epochs to train for, counting resumed ones.
         :param checkpoints: Whether to save model to file every time the
             test set accuracy improves. Should be a string containing a
-            filename without extension (``NAME.pt``; ``NAME.last.pt`` is written after every
-            epoch and removed when fit ends). If one exists, fit resumes from it.
+            filename without extension. ``NAME.last.pt`` is written after every epoch (an
+            exact resume) and removed at the end; fit resumes from either file.
         :param early_stopping: Whether to stop training early if there is no
             test loss improvement for this number of epochs (None: never).
-        :param print_every: Print progress every this number of epochs (the first and the
-            last epoch too; 0: never).
-        :param resume: A checkpoint :meth:`resume_from` returned: fit continues from it
-            without reading the file again.
-        :param kw: ``verbose`` and ``max_batches``, passed to train_epoch/test_epoch.
+        :param print_every: Print progress every this number of epochs (0: never).
+        :param resume: A checkpoint from :meth:`resume_from`, to continue from without
+            reading the file again.
+        :param kw: ``verbose``, ``max_batches``: passed to train_epoch/test_epoch.
         :return: A FitResult object containing train and test losses per batch and
             accuracies per epoch.
-        :raises TrainingDiverged: A loss became NaN or infinite.
-        :raises ValueError: The checkpoint is refused (see :meth:`resume_from`) or holds
-            more than ``num_epochs`` epochs.
-        :raises CheckpointWriteError: A checkpoint cannot be written (the old one is kept).
+        :raises ValueError: The checkpoint is refused or holds more than ``num_epochs``.
         """
         num_epochs = check_int("num_epochs", num_epochs, minimum=0)
         early_stopping = check_optional(check_int, "early_stopping", early_stopping, 1)
@@ -217,10 +198,8 @@ class Trainer(abc.ABC):
         """
         Saves the model in it's current state to a file with the given name (treated
         as a relative path), atomically, with the optimizer's state.
-        :param checkpoint_filename: File name or relative path to save to.
         :param fit_state: The progress of a running fit; with it go the random-number
-            states (torch, numpy, Python, ``loaders``' generators) a resumed fit restores.
-        :param loaders: The data loaders whose generators are saved.
+            states (torch, numpy, Python, the ``loaders``' generators) a resume restores.
         :raises CheckpointWriteError: The file cannot be written (the old one is kept).
         """
         state = dataclasses.asdict(fit_state) if fit_state is not None else None
@@ -229,12 +208,11 @@ class Trainer(abc.ABC):
 
     def resume_from(self, checkpoints: Union[str, os.PathLike]) -> Optional[Checkpoint]:
         """Read and check the checkpoint :meth:`fit` would resume from (the last file, else
-        the best one); nothing is loaded yet. Pass it to ``fit(..., resume=...)``.
+        the best one); nothing is loaded yet: pass it to ``fit(..., resume=...)``.
 
-        :return: The checkpoint (``epochs_done`` tells its progress), or None without one.
+        :return: The checkpoint (``epochs_done``: its progress), or None without one.
         :raises ValueError: Unreadable, malformed, without fit progress, or of another kind
             of model, architecture or run (:attr:`identity`), naming the file.
-        :raises OSError: It cannot be read (the message names it).
         """
         path = ckpt.resume_file(checkpoints)
         if path is None:
@@ -248,11 +226,8 @@ class Trainer(abc.ABC):
 
     def _restore(self, checkpoint: Checkpoint, num_epochs: int, loaders: Sequence,
                  print_every: int) -> FitState:
-        """Load a checked checkpoint into model, optimizer and random-number generators.
-
-        :return: The progress it holds.
-        :raises ValueError: It holds more than ``num_epochs`` epochs (nothing is loaded).
-        """
+        """Load a checked checkpoint into model, optimizer and random-number generators,
+        and return its progress. :raises ValueError: More than ``num_epochs`` epochs."""
         state = FitState(**checkpoint.fit_state)
         if state.epochs_done > num_epochs:
             raise ValueError(f"checkpoint {checkpoint.path} holds {state.epochs_done} epochs, "
@@ -380,21 +355,16 @@ class Trainer(abc.ABC):
 
 
 class LayerTrainer(Trainer):
-    """Trains a :class:`hw2.layers.Layer` classifier with a :mod:`hw2.optimizers` optimizer.
-
-    Images ``(N, C, H, W)`` are flattened to ``(N, C*H*W)``; gradients flow by the layers'
-    manual backward.
-    """
+    """Trains a :class:`hw2.layers.Layer` classifier with a :mod:`hw2.optimizers` optimizer
+    (manual backward); images ``(N, C, H, W)`` are flattened to ``(N, C*H*W)``."""
 
     def __init__(self, model, loss_fn, optimizer, *, identity: Optional[dict] = None):
         """
         :param model: A :class:`hw2.layers.Layer` mapping ``(N, D)`` to scores ``(N, C)``.
-        :param loss_fn: A loss layer: ``forward(scores, y)`` -> scalar, ``backward()`` ->
-            d(scores).
+        :param loss_fn: A loss layer: ``forward(scores, y)`` -> scalar, ``backward()`` -> dscores.
         :param optimizer: An :class:`hw2.optimizers.Optimizer` over ``model.params()``.
         :param identity: As for :class:`Trainer`.
-        :raises TypeError: ``model`` is a ``torch.nn.Module`` or has no ``params()`` and
-            ``backward()``.
+        :raises TypeError: ``model`` is not a layer (a ``torch.nn.Module``, ...).
         """
         if isinstance(model, nn.Module) or not all(
                 callable(getattr(model, name, None)) for name in ("params", "backward")):
@@ -437,12 +407,9 @@ class LayerTrainer(Trainer):
 
 
 class ClassifierTrainer(Trainer):
-    """Trains a ``torch.nn.Module`` classifier with autograd.
-
-    Batches ``(x, y)`` are moved to the trainer's device. Predictions are the model's
-    ``classify_scores(scores)`` (every :class:`hw2.classifier.Classifier` has one), else the
-    arg-max of the scores.
-    """
+    """Trains a ``torch.nn.Module`` classifier with autograd, on the trainer's device.
+    Predictions are the model's ``classify_scores(scores)`` (a :class:`hw2.classifier.Classifier`
+    has one), else the arg-max of the scores."""
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer,
                  device: Optional[Union[torch.device, str]] = None, *,
