@@ -26,7 +26,6 @@ import os
 import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import torch
 
 from cs236781.atomic import TEMP_NAME_EXTRA
 from hw2.cnn import CNN, ResNet, YourCNN
