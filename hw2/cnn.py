@@ -1,20 +1,12 @@
 """Convolutional classifiers for Parts 4 and 5: a plain CNN, residual blocks, a ResNet and
-our own architecture (:class:`YourCNN`).
+our own architecture (:class:`YourCNN`). Each maps images ``(N, C, H, W)`` to raw class
+scores ``(N, out_classes)`` as ``feature_extractor -> flatten -> mlp`` (an :class:`hw2.mlp.MLP`).
 
-Every network here maps a batch of images ``(N, C, H, W)`` to raw class scores
-``(N, out_classes)`` and has the same two-part layout::
-
-    feature_extractor (nn.Sequential)  ->  flatten  ->  mlp (hw2.mlp.MLP, last act 'none')
-
-The module trees (``print(net)``) and the order in which submodules are created follow the
-course notebooks exactly, so a network built right after ``torch.manual_seed(s)`` holds the
-same initial weights as the course's reference implementation. The size of the flattened
-features is found by a dry forward pass that saves and restores the torch RNG state, so it
-consumes no randomness.
-
-Arguments are checked once, in the constructors, with :mod:`hw2.validation`; a keyword the
-torch layer does not take (``activation_params=dict(slope=1)``) and a batch torch cannot
-convolve reach the user as torch's own error, as the validation policy says.
+Module trees (``print(net)``) and the order in which submodules are created follow the course
+notebooks, so a network built right after ``torch.manual_seed(s)`` holds the course's initial
+weights; the size of the flattened features comes from a dry forward pass that consumes no
+randomness. Arguments are checked once, in the constructors; a keyword a torch layer does not
+take, or a batch torch cannot convolve, is torch's own error (see :mod:`hw2.validation`).
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
@@ -38,8 +30,7 @@ POOLINGS: Dict[str, Type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d
 DEFAULT_CONV_PARAMS = dict(kernel_size=3, stride=1, padding=1)
 #: Pooling used when ``pooling_params`` is ``None`` or empty: 2x2 windows, stride 2.
 DEFAULT_POOLING_PARAMS = dict(kernel_size=2)
-# Options of the torch layers built from the parameter dicts that torch would take from any
-# truthy value ("no" would mean True): they must be booleans.
+# Options torch would take from any truthy value ("no" meaning True): they must be booleans.
 _FLAGS = ("bias", "inplace", "ceil_mode", "count_include_pad", "return_indices")
 # Extra nn.Conv2d options a residual block forwards to its main-path convolutions; anything
 # that changes the output size (stride, dilation, padding) would break the residual sum.
@@ -47,24 +38,13 @@ _RESIDUAL_CONV_OPTIONS = ("bias", "padding_mode")
 
 
 def make_activation(activation_type: str, activation_params: Optional[dict] = None) -> nn.Module:
-    """
-    :param activation_type: A name from :data:`ACTIVATIONS`.
-    :param activation_params: Keyword arguments of the activation (e.g. ``negative_slope``).
-    :return: A new activation module.
-    :raises ValueError: For an unknown name.
-    """
+    """:return: A new ``ACTIVATIONS[activation_type](**activation_params)``."""
     name = check_choice("activation_type", activation_type, ACTIVATIONS)
     return ACTIVATIONS[name](**check_kwargs("activation_params", activation_params, _FLAGS))
 
 
 def make_pooling(pooling_type: str, pooling_params: Optional[dict] = None) -> nn.Module:
-    """
-    :param pooling_type: A name from :data:`POOLINGS`.
-    :param pooling_params: Keyword arguments of the pooling layer; ``None`` or empty means
-        :data:`DEFAULT_POOLING_PARAMS`.
-    :return: A new pooling module.
-    :raises ValueError: For an unknown name.
-    """
+    """:return: A new pooling layer (params ``None`` or ``{}``: :data:`DEFAULT_POOLING_PARAMS`)."""
     name = check_choice("pooling_type", pooling_type, POOLINGS)
     params = check_kwargs("pooling_params", pooling_params, _FLAGS) or DEFAULT_POOLING_PARAMS
     return POOLINGS[name](**params)
@@ -154,13 +134,9 @@ class CNN(nn.Module):
 
     def _n_features(self) -> int:
         """
-        Number of features the feature extractor produces per image, found by a dry forward
-        pass of one zero image in eval mode (batch norm keeps its statistics). The torch RNG
-        state is saved and restored around it.
-
-        :return: ``C_out * H_out * W_out`` of the feature extractor's output.
-        :raises ValueError: If torch cannot run the feature extractor on one image of
-            ``in_size`` (the feature maps shrink to nothing on the way).
+        :return: ``C_out * H_out * W_out``, the features of one image: a dry forward pass of a
+            zero image in eval mode (batch norm keeps its statistics), RNG state restored.
+        :raises ValueError: If the feature maps shrink to nothing on the way.
         """
         rng_state, was_training = torch.get_rng_state(), self.feature_extractor.training
         self.feature_extractor.eval()
@@ -243,12 +219,7 @@ class ResidualBlock(nn.Module):
         dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
         check_choice("activation_type", activation_type, ACTIVATIONS)
         activation_params = check_kwargs("activation_params", activation_params, _FLAGS)
-        unknown = sorted(set(kwargs) - set(_RESIDUAL_CONV_OPTIONS))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {unknown}; "
-                            f"only the convolution options {list(_RESIDUAL_CONV_OPTIONS)} are "
-                            f"accepted")
-        conv_kwargs = check_kwargs("kwargs", kwargs, _FLAGS)
+        conv_kwargs = check_kwargs("kwargs", kwargs, _FLAGS, allowed=_RESIDUAL_CONV_OPTIONS)
         self.in_channels, self.out_channels = in_channels, channels[-1]
 
         # ====== YOUR CODE: ======
@@ -272,10 +243,7 @@ class ResidualBlock(nn.Module):
         # ====== END YOUR CODE ======
 
     def forward(self, x: Tensor) -> Tensor:
-        """
-        :param x: ``(N, C_in, H, W)``.
-        :return: ``(N, C_out, H, W)``.
-        """
+        """``x: (N, C_in, H, W) -> (N, C_out, H, W)``."""
         # ====== YOUR CODE: ======
         return torch.relu(self.main_path(x) + self.shortcut_path(x))
         # ====== END YOUR CODE ======
@@ -303,12 +271,8 @@ class ResidualBottleneckBlock(ResidualBlock):
                              f"{len(inner_kernel_sizes)} kernel sizes {list(inner_kernel_sizes)} "
                              f"for {len(inner_channels)} inner channels {inner_channels}")
         # ====== YOUR CODE: ======
-        super().__init__(
-            in_channels=in_out_channels,
-            channels=[inner_channels[0], *inner_channels, in_out_channels],
-            kernel_sizes=[1, *inner_kernel_sizes, 1],
-            **kwargs,
-        )
+        super().__init__(in_out_channels, [inner_channels[0], *inner_channels, in_out_channels],
+                         [1, *inner_kernel_sizes, 1], **kwargs)
         # ====== END YOUR CODE ======
 
 
@@ -362,11 +326,10 @@ class ResNet(CNN):
                 f"bottleneck=True but no group of pool_every={p} convolutions can be a "
                 f"bottleneck block (it needs >= 3 convolutions and equal input and output "
                 f"channels); groups as (in_channels, channels): {list(zip(ins, groups))}")
-        block_kwargs = dict(batchnorm=self.batchnorm, dropout=self.dropout,
+        options = {k: v for k, v in self.conv_params.items() if k in _RESIDUAL_CONV_OPTIONS}
+        block_kwargs = dict(batchnorm=self.batchnorm, dropout=self.dropout, **options,
                             activation_type=self.activation_type,
-                            activation_params=self.activation_params,
-                            **{k: v for k, v in self.conv_params.items()
-                               if k in _RESIDUAL_CONV_OPTIONS})
+                            activation_params=self.activation_params)
         # ====== YOUR CODE: ======
         layers: List[nn.Module] = []
         for in_channels, group, bottleneck in zip(ins, groups, can_bottleneck):
@@ -385,14 +348,10 @@ class ResNet(CNN):
 
 class PreActivationBlock(nn.Module):
     """A pre-activation residual block (He et al., "Identity Mappings in Deep Residual
-    Networks", 2016)::
-
-        out = x' + (BN -> Act -> Conv -> BN -> Act -> [Dropout] -> Conv -> ...)(x)
-
-    where ``x'`` is ``x`` or, when the channel count changes, a bias-free 1x1 projection of
-    it. Nothing is applied after the sum, so a stack of these blocks keeps a clean identity
-    path from the classifier back to the first layer; that is what lets very deep stacks
-    train. Convolutions are bias-free because a batch norm follows each of them.
+    Networks", 2016): ``x' + (BN -> Act -> Conv -> BN -> Act -> [Dropout] -> Conv ...)(x)``,
+    ``x'`` being ``x`` or, when the channel count changes, a bias-free 1x1 projection of it.
+    Nothing follows the sum, so a stack keeps a clean identity path from the classifier to the
+    first layer (what lets deep stacks train); a batch norm follows each bias-free conv.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], kernel_size: int = 3,
@@ -424,42 +383,29 @@ class PreActivationBlock(nn.Module):
                               else nn.Conv2d(in_channels, channels[-1], 1, bias=False))
 
     def forward(self, x: Tensor) -> Tensor:
-        """
-        :param x: ``(N, C_in, H, W)``.
-        :return: ``(N, C_out, H, W)``.
-        """
+        """``x: (N, C_in, H, W) -> (N, C_out, H, W)``."""
         return self.main_path(x) + self.shortcut_path(x)
 
 
 class YourCNN(CNN):
     """Our architecture for Part 5: a pre-activation residual network with batch
-    normalisation, dropout and global average pooling.
+    normalisation, dropout and global average pooling (``len(channels)`` convolutions)::
 
-    Layout (``N = len(channels)`` convolutions in total, like the plain CNN)::
+        Conv (stem) -> PreActivationBlocks of block_size convs, a pool every pool_every convs
+            -> BN -> Act -> global average pool -> Dropout -> MLP(hidden_dims) -> scores
 
-        Conv (stem, channels[0])
-        -> [PreActivationBlock of 2 convs] ... with a pooling layer after every
-           ``pool_every`` convolutions
-        -> BN -> Act -> global average pool -> Dropout -> MLP(hidden_dims) -> scores
-
-    What each part adds, and why:
-
-    * **Residual connections** (pre-activation form, two convolutions per block): gradients
-      reach early layers through the identity path, so depth no longer makes the network
-      untrainable - the plain CNN of 36 convolutions (K=32-64-128, L=12) stays at chance.
+    * **Residual connections** (pre-activation): gradients reach early layers through the
+      identity path, so depth no longer makes the network untrainable; the plain CNN of 36
+      convolutions (K=32-64-128, L=12) stays at chance.
     * **Batch normalisation** before every convolution keeps activations well scaled at any
       depth and allows larger learning rates.
-    * **Dropout** inside the blocks (between the two convolutions, as in wide ResNets) and
-      before the classifier, to limit overfitting of the wider configurations on a training
-      set of CIFAR-10's size.
-    * **Global average pooling** makes the classifier input ``channels[-1]`` wide, whatever
-      the spatial size. The plain CNN's first fully-connected layer sees every position of
-      the flattened maps (on large maps it holds most of the parameters, e.g. 2.00 of 2.04
-      million for the notebook's 100x100 example); averaging first removes those weights and
-      makes the features insensitive to where in the image a pattern appears.
-    * **Adaptive pooling schedule**: a pooling layer is left out when it would shrink the
-      feature maps below 2x2, so deep configurations with a small ``pool_every`` remain
-      valid instead of reducing 32x32 images to nothing.
+    * **Dropout** between a block's convolutions (as in wide ResNets) and before the
+      classifier limits overfitting of the wider configurations on CIFAR-10.
+    * **Global average pooling** makes the classifier input ``channels[-1]`` wide whatever the
+      spatial size (the plain CNN's first linear layer holds 2.00 of the 2.04 million
+      parameters of the notebook's 100x100 example) and insensitive to where a pattern is.
+    * **Adaptive pooling**: a pool that would leave maps below 2x2 is skipped, so deep
+      configurations with a small ``pool_every`` stay valid on 32x32 images.
     """
 
     def __init__(self, in_size: Sequence[int], out_classes: int, channels: Sequence[int],
@@ -525,26 +471,17 @@ def _pooled_size(pool: nn.Module, size: Sequence[int]) -> Tuple[int, int]:
 
 
 def _residual_kernel_size(owner: str, conv_params: dict) -> int:
-    """
-    Residual sums need convolutions that keep the spatial size, so of ``conv_params`` only an
-    odd ``kernel_size`` (default 3), ``stride=1``, ``padding=kernel_size // 2`` and the
-    options ``bias``/``padding_mode`` are accepted.
-
-    :return: The kernel size to use.
-    :raises ValueError: For any other convolution setting.
-    """
-    allowed = {"kernel_size", "stride", "padding", *_RESIDUAL_CONV_OPTIONS}
-    unknown = sorted(set(conv_params) - allowed)
-    if unknown:
-        raise ValueError(f"{owner} does not support conv_params {unknown}; "
-                         f"accepted keys are {sorted(allowed)}")
+    """:return: The odd ``kernel_size`` of ``conv_params`` (default 3).
+    :raises ValueError: For any other setting than stride 1, padding ``kernel_size // 2`` and
+        the options ``bias``/``padding_mode``: a residual sum needs the spatial size kept."""
     (k,) = _check_kernel_sizes([conv_params.get("kernel_size", 3)], 1)
-    if conv_params.get("stride", 1) not in (1, (1, 1)):
-        raise ValueError(f"{owner} needs stride 1 to add the shortcut, got conv_params "
-                         f"{conv_params}")
-    if conv_params.get("padding", k // 2) not in (k // 2, (k // 2, k // 2)):
-        raise ValueError(f"{owner} uses 'same' padding kernel_size // 2 = {k // 2}, got "
-                         f"conv_params {conv_params}")
+    same = {"kernel_size": k, "stride": 1, "padding": k // 2}
+    bad = sorted(key for key, value in conv_params.items() if key not in _RESIDUAL_CONV_OPTIONS
+                 and (key not in same or value not in (same[key], (same[key],) * 2)))
+    if bad:
+        raise ValueError(f"{owner} needs convolutions that keep the spatial size (an odd "
+                         f"kernel_size, stride 1, padding kernel_size // 2 = {k // 2}); "
+                         f"conv_params {conv_params} sets {bad} otherwise")
     return k
 
 

@@ -344,16 +344,22 @@ def check_device(name: str, value):
         raise ValueError(f"{name} must be {expected}, got {value!r}: {err}") from None
 
 
-def check_kwargs(name: str, value, flags: Collection[str] = ()) -> dict:
+def check_kwargs(name: str, value, flags: Collection[str] = (),
+                 allowed: Optional[Collection[str]] = None) -> dict:
     """``value`` as a new dict of keyword arguments (``{}`` for None); the entries named in
     ``flags`` must be booleans (torch would take any truthy value for ``bias=``).
 
-    :raises TypeError: ``value`` is not a dict, or a flag is not ``True``/``False``.
+    :param allowed: The only keys accepted (any key when None).
+    :raises TypeError: ``value`` is not a dict, holds a key not ``allowed``, or a flag is not
+        ``True``/``False``.
     """
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise _fail(TypeError, name, "a dict of keyword arguments or None", value)
+    if allowed is not None and set(value) - set(allowed):
+        raise TypeError(f"{name} may only hold {', '.join(allowed)}, got the unexpected keyword "
+                        f"argument(s) {', '.join(sorted(set(value) - set(allowed)))}")
     for flag in set(flags) & set(value):
         check_bool(f"{name}[{flag!r}]", value[flag])
     return dict(value)

@@ -118,3 +118,11 @@ def test_check_tensor_names_what_it_got():
     with pytest.raises(TypeError, match=r"^x must be a floating-point tensor, got dtype "
                                         r"torch\.int64$"):
         v.check_tensor("x", torch.zeros(2, dtype=torch.long))
+
+
+def test_check_kwargs_refuses_keys_not_allowed():
+    assert v.check_kwargs("kwargs", {"bias": True}, allowed=("bias", "padding_mode")) == {"bias": True}
+    with pytest.raises(TypeError, match=r"^kwargs may only hold bias, padding_mode, got the "
+                                        r"unexpected keyword argument\(s\) dilation, stride$"):
+        v.check_kwargs("kwargs", {"stride": 2, "dilation": 2, "bias": True},
+                       allowed=("bias", "padding_mode"))
