@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from hw2.validation import check_bool, check_int, check_interval, check_real, check_tensor
+from hw2.validation import check_bool, check_int, check_real, check_tensor
 
 # matplotlib and scikit-learn are imported where they are used: they take about a second to
 # import, which every user of the classifiers (and the experiments' command line) would pay.
@@ -165,7 +165,8 @@ class BinaryClassifier(Classifier):
     def threshold(self, value: float) -> None:
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
-        self._threshold = check_interval("threshold", value, 0, 1)
+        self._threshold = check_real("threshold", value, 0.0, maximum=1.0, expected=(
+            "a probability in [0, 1] (the positive class wins when its probability reaches it)"))
 
     def _classify(self, y_proba: Tensor) -> Tensor:
         # ====== YOUR CODE: ======

@@ -219,7 +219,8 @@ class ResidualBlock(nn.Module):
         dropout = check_interval("dropout", dropout, 0, 1, high_open=True)
         check_choice("activation_type", activation_type, ACTIVATIONS)
         activation_params = check_kwargs("activation_params", activation_params, _FLAGS)
-        conv_kwargs = check_kwargs("kwargs", kwargs, _FLAGS, allowed=_RESIDUAL_CONV_OPTIONS)
+        conv_kwargs = check_kwargs(f"{type(self).__name__}: kwargs", kwargs, _FLAGS,
+                                   allowed=_RESIDUAL_CONV_OPTIONS)
         self.in_channels, self.out_channels = in_channels, channels[-1]
 
         # ====== YOUR CODE: ======

@@ -275,7 +275,7 @@ CASES = [
      ValueError, r"positive_class must be 0 or 1, got 2"),
     ("binary-classifier-nan-threshold",
      lambda: BinaryClassifier(nn.Linear(2, 2), threshold=NAN),
-     ValueError, r"threshold must be a number in \[0, 1\], got nan"),
+     ValueError, r"^threshold must be a probability in \[0, 1\] .*, got nan$"),
     ("classify-scores-1d", lambda: ArgMaxClassifier(nn.Linear(2, 2)).classify_scores(torch.randn(3)),
      ValueError, r"z must be 2-D scores of shape \(N, C\), got shape \(3,\)"),
     ("roc-threshold-with-one-class",

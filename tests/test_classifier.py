@@ -128,7 +128,7 @@ def test_extreme_thresholds(positive_class):
     expected = torch.where(p_pos >= 1.0, positive_class, 1 - positive_class)
     assert torch.equal(clf.classify(x).long(), expected.long())
     assert (p_pos < 1.0).any()  # some samples really are assigned the other class
-    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\], got 1\.000000001"):
+    with pytest.raises(ValueError, match=r"threshold must be a probability in \[0, 1\] .*got 1\.000000001"):
         clf.threshold = 1.0 + 1e-9
 
 
@@ -177,9 +177,9 @@ def test_threshold_can_be_set_from_numpy_and_tensor():
     (dict(positive_class=2), ValueError, "positive_class must be 0 or 1"),
     (dict(positive_class=-1), ValueError, "positive_class must be 0 or 1"),
     (dict(positive_class=True), TypeError, "positive_class must be 0 or 1, got True"),
-    (dict(threshold="0.5"), TypeError, r"threshold must be a number in \[0, 1\], got '0\.5'"),
-    (dict(threshold=None), TypeError, r"threshold must be a number in \[0, 1\], got None"),
-    (dict(threshold=float("nan")), ValueError, r"threshold must be a number in \[0, 1\], got nan"),
+    (dict(threshold="0.5"), TypeError, r"threshold must be a probability in \[0, 1\] .*got '0\.5'"),
+    (dict(threshold=None), TypeError, r"threshold must be a probability in \[0, 1\] .*got None"),
+    (dict(threshold=float("nan")), ValueError, r"threshold must be a probability in \[0, 1\] .*got nan"),
 ])
 def test_binary_classifier_rejects_bad_arguments(kwargs, exc, words):
     with pytest.raises(exc, match=words):
