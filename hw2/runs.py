@@ -9,8 +9,9 @@
 2. with ``skip_complete``, hands back the complete result file instead of training again
    (checked under the lock: the process that held it may have just finished);
 3. resolves the configuration (seed, ``bs_test``, data set), the device and the CUDA fast
-   paths, checks the architecture by building the network on the ``meta`` device (no memory,
-   no random numbers), checks an existing checkpoint against the run, and loads the data;
+   paths, checks the architecture by building the network once on the CPU (the seed is set
+   after it, so the body's network gets the seed's draws), checks an existing checkpoint
+   against the run, loads the data and sets the seed;
 4. yields a :class:`RunSetup` to the body, which trains and calls :meth:`RunSetup.save`;
    a :class:`~hw2.training.TrainingDiverged` leaving the body is saved as a diverged run.
 
@@ -163,7 +164,7 @@ def _set_up(config: ExperimentConfig, verbose: bool) -> RunSetup:
     dev = resolve_device(config.device)
     fast = resolve_fast_paths(config, dev)
     info = dataset_info(config.dataset)
-    network = _network_on_meta(config, info)
+    network = _network_check(config, info)
     record = _record(config, dev, fast)
     record.update(num_params=sum(p.numel() for p in network.parameters()),
                   conv_params=getattr(network, "conv_params", None),
@@ -176,19 +177,21 @@ def _set_up(config: ExperimentConfig, verbose: bool) -> RunSetup:
     return RunSetup(config, dev, fast, info, datasets, options, record, verbose)
 
 
-def _network_on_meta(config: ExperimentConfig, info: DatasetInfo) -> torch.nn.Module:
-    """The configuration's network built on the ``meta`` device: every check of its constructor
-    (an architecture that shrinks the images to nothing, a bad model argument) runs, and no
-    memory is allocated nor random number drawn.
+def _network_check(config: ExperimentConfig, info: DatasetInfo) -> torch.nn.Module:
+    """The configuration's network, built on the CPU so that every check of its constructor (an
+    architecture that shrinks the images to nothing, a bad model argument) runs before any
+    folder is kept or any training starts; its parameter count goes into the result file.
+
+    (On the ``meta`` device it would allocate nothing, but torch's first meta forward imports
+    ``torch._dynamo``: seconds in every new process.)
 
     :raises ExperimentConfigError: The constructor's refusal, naming the architecture.
     """
     cls = MODEL_TYPES[config.model_type]
     try:
-        with torch.device("meta"):
-            return cls(info.in_size, info.num_classes, channels=config.channels,
-                       pool_every=config.pool_every, hidden_dims=list(config.hidden_dims),
-                       **config.kw)
+        return cls(info.in_size, info.num_classes, channels=config.channels,
+                   pool_every=config.pool_every, hidden_dims=list(config.hidden_dims),
+                   **config.kw)
     except (ValueError, TypeError) as err:
         raise ExperimentConfigError(
             f"cannot build model_type={config.model_type!r} ({cls.__name__}) with "
