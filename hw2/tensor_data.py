@@ -8,8 +8,9 @@ normalisation run on the whole batch, on the device.
 
 With augmentation off and the same seed, a ``TensorLoader`` yields exactly the batches of
 ``DataLoader(dataset, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))``.
-Every batch is made in fresh tensors; ``run-exp`` keeps the memory they come from in the process
-(:func:`hw2.allocator.retain_freed_memory`), so making them costs no page faults.
+Every batch is made in fresh tensors. ``run-exp`` has glibc keep freed memory in the process
+(:func:`hw2.allocator.retain_freed_memory`), so the next batch reuses it with few page faults
+(``benchmarks/bench_memory.py`` counts them).
 """
 from typing import Iterator, Optional, Sequence, Tuple
 
