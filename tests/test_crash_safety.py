@@ -375,7 +375,7 @@ def test_run_exp_extends_a_finished_run_with_more_epochs(tmp_path, capsys):
     config, result = load_experiment(result_file)
     assert result.num_epochs == 3 and len(result.train_acc) == 3
     assert config["resumed_from_epoch"] in (1, 2)  # the best file of the 2-epoch run
-    assert cli.main([*run[:4], "-K", "6", *run[6:], *_tiny_with_epochs(4)]) == cli.USAGE_ERROR
+    assert cli.main([*run[:3], "-K", "6", *run[5:], *_tiny_with_epochs(4)]) == cli.USAGE_ERROR
     assert "different architecture" in capsys.readouterr().err  # the other checks stay
 
 
