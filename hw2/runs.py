@@ -185,19 +185,27 @@ def _network_check(config: ExperimentConfig, info: DatasetInfo) -> torch.nn.Modu
     (On the ``meta`` device it would allocate nothing, but torch's first meta forward imports
     ``torch._dynamo``: seconds in every new process.)
 
-    :raises ExperimentConfigError: The constructor's refusal, naming the architecture.
+    :raises ExperimentConfigError: The constructor's refusal, naming the architecture; also
+        torch's own failure to build it (a ``RuntimeError``/``MemoryError``, e.g. parameters that
+        do not fit in memory), with the first line of torch's message. A hand-out's blank
+        (``NotImplementedError``) passes through unchanged.
     """
     cls = MODEL_TYPES[config.model_type]
     try:
         return cls(info.in_size, info.num_classes, channels=config.channels,
                    pool_every=config.pool_every, hidden_dims=list(config.hidden_dims),
                    **config.kw)
-    except (ValueError, TypeError) as err:
+    except NotImplementedError:
+        raise
+    except (ValueError, TypeError, RuntimeError, MemoryError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if not isinstance(err, (ValueError, TypeError)):
+            reason = f"torch could not build it ({type(err).__name__}: {reason})"
         raise ExperimentConfigError(
             f"cannot build model_type={config.model_type!r} ({cls.__name__}) with "
             f"K={list(config.filters_per_layer)}, L={config.layers_per_block}, "
             f"pool_every={config.pool_every}, hidden_dims={list(config.hidden_dims)} for "
-            f"{config.dataset} images of shape {tuple(info.in_size)}: {err}") from None
+            f"{config.dataset} images of shape {tuple(info.in_size)}: {reason}") from None
 
 
 def _checkpoint_epochs(config: ExperimentConfig, model: torch.nn.Module) -> Optional[int]:
