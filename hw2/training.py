@@ -70,19 +70,17 @@ class FitState:
 
 class Trainer(abc.ABC):
     """
-    A class abstracting the various tasks of training models.
-
-    Provides methods at multiple levels of granularity:
-    - Multiple epochs (fit)
-    - Single epoch (train_epoch/test_epoch)
-    - Single batch (train_batch/test_batch)
+    The training loop, in three layers that call each other:
+    - ``fit``: many epochs, with early stopping and checkpoints;
+    - ``train_epoch``/``test_epoch``: one pass over a data loader;
+    - ``train_batch``/``test_batch``: one batch, written by each subclass.
     """
 
     def __init__(self, model, device: Optional[Union[torch.device, str]] = None, *,
                  optimizer=None, identity: Optional[dict] = None):
         """
-        Initialize the trainer.
-        :param model: Instance of the model to train.
+        Set up a trainer for one model.
+        :param model: The model the trainer updates.
         :param device: torch.device to run training on (CPU or GPU); None: where it is.
         :param optimizer: The model's optimizer (checkpoints hold its ``state_dict()``).
         :param identity: The run's settings (plain values): saved in checkpoints, and a
@@ -99,23 +97,20 @@ class Trainer(abc.ABC):
             checkpoints: str = None, early_stopping: int = None, print_every: int = 1,
             resume: Optional[Checkpoint] = None, **kw) -> FitResult:
         """
-        Trains the model for multiple epochs with a given training set,
-        and calculates validation loss over a given validation set.
-        :param dl_train: Dataloader for the training set.
-        :param dl_test: Dataloader for the test set.
-        :param num_epochs: Number of epochs to train for, counting resumed ones.
-        :param checkpoints: Whether to save model to file every time the
-            test set accuracy improves. Should be a string containing a
-            filename without extension. ``NAME.last.pt`` is written after every epoch (an
-            exact resume) and removed at the end; fit resumes from either file.
-        :param early_stopping: Whether to stop training early if there is no
-            test loss improvement for this number of epochs (None: never).
+        Alternate a training epoch and a test epoch until ``num_epochs`` are done.
+        :param dl_train: Batches to train on.
+        :param dl_test: Batches to evaluate on after each training epoch.
+        :param num_epochs: How many epochs in all, counting those a resume brings back.
+        :param checkpoints: None, or a file name without its extension: ``NAME.pt`` then
+            holds the model of the best test accuracy so far, and ``NAME.last.pt``, written
+            after every epoch (an exact resume), is removed at the end; fit resumes from either.
+        :param early_stopping: Stop once the mean test loss has gone this many epochs
+            without improving (None: never stop early).
         :param print_every: Print progress every this number of epochs (0: never).
         :param resume: A checkpoint from :meth:`resume_from`, to continue from without
             reading the file again.
         :param kw: ``verbose``, ``max_batches``: passed to train_epoch/test_epoch.
-        :return: A FitResult object containing train and test losses per batch and
-            accuracies per epoch.
+        :return: The run's FitResult: losses of every batch, accuracies of every epoch.
         :raises ValueError: The checkpoint is refused or holds more than ``num_epochs``.
         """
         num_epochs = check_int("num_epochs", num_epochs, minimum=0)
@@ -196,8 +191,8 @@ class Trainer(abc.ABC):
     def save_checkpoint(self, checkpoint_filename: str, *, fit_state: Optional[FitState] = None,
                         loaders: Sequence = ()) -> None:
         """
-        Saves the model in it's current state to a file with the given name (treated
-        as a relative path), atomically, with the optimizer's state.
+        Write the model and its optimizer, as they are now, to ``checkpoint_filename``
+        (atomically: a crash leaves the previous file or the new one, never half of one).
         :param fit_state: The progress of a running fit; with it go the random-number
             states (torch, numpy, Python, the ``loaders``' generators) a resume restores.
         :raises CheckpointWriteError: The file cannot be written (the old one is kept).
@@ -244,20 +239,18 @@ class Trainer(abc.ABC):
 
     def train_epoch(self, dl_train: DataLoader, **kw) -> EpochResult:
         """
-        Train once over a training set (single epoch).
-        :param dl_train: DataLoader for the training set.
-        :param kw: Keyword args supported by _foreach_batch.
-        :return: An EpochResult for the epoch.
+        One pass over ``dl_train``, updating the model after each batch.
+        :param kw: ``verbose``, ``max_batches`` (see :meth:`_foreach_batch`).
+        :return: The epoch's losses (one per batch) and accuracy.
         """
         self._check_epoch_kw(kw)
         return self._foreach_batch(dl_train, self.train_batch, training=True, **kw)
 
     def test_epoch(self, dl_test: DataLoader, **kw) -> EpochResult:
         """
-        Evaluate model once over a test set (single epoch).
-        :param dl_test: DataLoader for the test set.
-        :param kw: Keyword args supported by _foreach_batch.
-        :return: An EpochResult for the epoch.
+        One pass over ``dl_test`` in evaluation mode, without updating anything.
+        :param kw: ``verbose``, ``max_batches`` (see :meth:`_foreach_batch`).
+        :return: The epoch's losses (one per batch) and accuracy.
         """
         self._check_epoch_kw(kw)
         return self._foreach_batch(dl_test, self.test_batch, training=False, **kw)
@@ -276,8 +269,8 @@ class Trainer(abc.ABC):
                        verbose: bool = True, max_batches: Optional[int] = None, *,
                        training: bool) -> EpochResult:
         """
-        Evaluates the given forward-function on batches from the given
-        dataloader, and prints progress along the way.
+        Run ``forward_fn`` on each batch of ``dl`` and gather the epoch's results, with a
+        progress bar that ends on the epoch's mean loss and accuracy.
 
         :param forward_fn: ``train_batch`` or ``test_batch`` (its name labels the bar).
         :param max_batches: Stop after this many batches (None: the whole loader).
@@ -330,24 +323,17 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def train_batch(self, batch) -> BatchResult:
         """
-        Runs a single batch forward through the model, calculates loss,
-        preforms back-propagation and updates weights.
-        :param batch: A single batch of data  from a data loader (might
-            be a tuple of data and labels or anything else depending on
-            the underlying dataset.
-        :return: A BatchResult containing the value of the loss function and
-            the number of correctly classified samples in the batch.
+        One optimisation step: forward, loss, backward, parameter update.
+        :param batch: What the data loader yields, usually ``(x: (N, ...), y: (N,))``.
+        :return: The batch's loss and how many of its samples were classified right.
         """
 
     @abc.abstractmethod
     def test_batch(self, batch) -> BatchResult:
         """
-        Runs a single batch forward through the model and calculates loss.
-        :param batch: A single batch of data  from a data loader (might
-            be a tuple of data and labels or anything else depending on
-            the underlying dataset.
-        :return: A BatchResult containing the value of the loss function and
-            the number of correctly classified samples in the batch.
+        Forward and loss only, without gradients or updates.
+        :param batch: What the data loader yields, usually ``(x: (N, ...), y: (N,))``.
+        :return: The batch's loss and how many of its samples were classified right.
         """
 
     def __repr__(self) -> str:
