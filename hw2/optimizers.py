@@ -52,14 +52,14 @@ class Optimizer(abc.ABC):
         return [(p, p.grad if g is None else g) for p, g in self._entries]
 
     def zero_grad(self):
-        """Sets the gradient of the optimized parameters to zero (in place)."""
+        """Zero every gradient this optimizer holds, in place, ready for the next backward."""
         for _, dp in self.params:
             if dp is not None:
                 dp.zero_()
 
     @abc.abstractmethod
     def step(self):
-        """Updates all the registered parameter values based on their gradients."""
+        """Move every parameter one update against its gradient (in place)."""
 
     def state_dict(self) -> Dict[str, object]:
         """``{"state": {param index: {name: tensor or int}}}`` (live buffers, not copies)."""
