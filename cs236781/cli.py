@@ -10,6 +10,8 @@ Sub-commands (the course's flags; the older long names in brackets still work):
 - ``prepare-dist [--hw-dir/-i DIR] [--out-dir/-o DIR] [--out DIR] [--force]`` (``--source``):
   write the student hand-out into ``OUT_DIR/hw2`` (or exactly ``--out``).
 - ``clear-nb NB_PATH...``: clear the outputs of notebooks in place.
+- ``grade-all SUBMISSION... -o OUT [--jobs N | --slurm ...]`` (course staff; not in the
+  hand-out): grade a whole course, see :mod:`cs236781.grading.course_cli`.
 
 Exit status: 0 on success, 1 when a notebook failed under ``run-nb``, 2 for a usage error or a
 refused operation (one line on stderr says why).
@@ -43,6 +45,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     _add_prepare_submission(sub)
     _add_prepare_dist(sub)
     _add_clear_nb(sub)
+    _add_grade_all(sub)
     return parser
 
 
@@ -120,6 +123,17 @@ def _add_clear_nb(sub) -> None:
                            "in place.")
     clear.add_argument("nb_paths", nargs="+", metavar="NB_PATH", help="the .ipynb files")
     clear.set_defaults(func=_cmd_clear_nb)
+
+
+def _add_grade_all(sub) -> None:
+    """``grade-all`` (course staff); absent in the student hand-out, which has no grader."""
+    try:
+        from cs236781.grading.course_cli import add_grade_all
+    except ModuleNotFoundError as err:
+        if err.name in ("cs236781.grading", "cs236781.grading.course_cli"):
+            return
+        raise
+    add_grade_all(sub)
 
 
 def _add_timeout(parser: argparse.ArgumentParser) -> None:
