@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -247,6 +248,13 @@ def grade(src, out, rubric_path=None, run_notebooks: bool = False,
             result.output.append("Not graded: the submission has no hw2/ package")
     limits = limits_of(rubric)
     logs = out / "logs"
+    runs = {}
+    if result.gradable:
+        # Parts run side by side (``parallel_parts`` children at once, default 2).
+        workers = max(1, int(rubric.get("limits", {}).get("parallel_parts", 2)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {part: pool.submit(_run_part, part, sub, out, limits) for part in sorted(parts)}
+            runs = {part: f.result() for part, f in futures.items()}
     for part in sorted(parts):
         items = parts[part]
         if not result.gradable:
@@ -254,7 +262,7 @@ def grade(src, out, rubric_path=None, run_notebooks: bool = False,
                 item.output = "not graded: " + result.output[-1]
                 result.items.append(item)
             continue
-        cases, failure, log, child = _run_part(part, sub, out, limits)
+        cases, failure, log, child = runs[part]
         logs.mkdir(exist_ok=True)
         (logs / f"part{part}.txt").write_text(log, encoding="utf-8")
         inputs = checks.PART_INPUTS[part]()
