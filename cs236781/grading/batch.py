@@ -63,7 +63,8 @@ LOG_LIMIT = 256 * 1024
 DEFAULT_TIMEOUT_S = 1800.0
 #: Where a submission is graded before it replaces ``OUT/<id>``.
 PARTIAL_DIR = ".partial"
-#: Files of the grader whose change makes every submission be graded again.
+#: The grader's folder, and its files whose change makes every submission be graded again.
+GRADER_DIR = Path(__file__).resolve().parent
 GRADER_GLOBS = ("*.py", "*.toml", "*.json")
 
 
@@ -200,7 +201,7 @@ def grader_sha256(rubric: Optional[Path]) -> str:
     """SHA-256 of what a grade is computed from besides the submission: the grader's own files
     (this package, its default rubric) and ``rubric`` when one is given."""
     digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
+    here = GRADER_DIR
     for pattern in GRADER_GLOBS:
         for item in sorted(here.rglob(pattern)):
             if "__pycache__" not in item.parts:

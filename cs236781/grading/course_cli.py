@@ -129,14 +129,18 @@ def cluster_settings(args):
 def _cmd_grade_all(args) -> int:
     from cs236781.cli import CliError
     from cs236781.grading.batch import FINAL, GradeAllError, grade_all
-    from hw2.validation import UsageError
 
     settings = cluster_settings(args)
+    refusals = (GradeAllError,)
+    if settings is not None:  # the scheduler's refusal (hw2 is imported for a cluster only)
+        from hw2.validation import UsageError
+
+        refusals += (UsageError,)
     try:
         records = grade_all(args.submissions, args.out_dir, jobs=args.jobs, timeout_s=args.timeout,
                             rubric=args.rubric, slurm=settings,
                             similarity_threshold=args.similarity_threshold)
-    except (GradeAllError, UsageError) as err:
+    except refusals as err:
         raise CliError(str(err)) from None
     failed = [r for r in records if r.status not in FINAL]
     return EXIT_SOME_FAILED if failed else EXIT_ALL_GRADED

@@ -160,8 +160,8 @@ def find_similar(submissions: Sequence, threshold: float = DEFAULT_THRESHOLD,
             ids[key] = sub.id
             for name, source in files.items():
                 _write(subs / key / name, source)
-        if not subs.is_dir() or not boiler.is_dir():
-            return []
+        if len([k for k in ids if (subs / k).is_dir()]) < 2 or not boiler.is_dir():
+            return []  # nothing to compare (the reference alone, or no student files)
         detector = CopyDetector(test_dirs=[str(subs)], ref_dirs=[str(subs)],
                                 boilerplate_dirs=[str(boiler)], extensions=["py"],
                                 same_name_only=True, ignore_leaf=True, autoopen=False,
