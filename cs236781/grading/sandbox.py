@@ -132,21 +132,30 @@ def _bwrap_args(bwrap: str, student: Path, run_dir: Path, probe_dir: Path,
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--new-session", "--die-with-parent"]
+    hidden = sorted((p for p in hidden if p.exists()), key=lambda p: len(p.parts))
+    mounted: List[Path] = []
+    made = set()
+
+    def open_path_to(dest: Path) -> None:
+        # Folders bwrap makes inside a hidden tmpfs are 0700: make them 0755 for ``nobody``.
+        for folder in reversed(dest.parents):
+            if folder not in made and any(h in folder.parents or h == folder for h in mounted) \
+                    and folder not in mounted:
+                args.extend(["--perms", "0755", "--dir", str(folder)])
+                made.add(folder)
+
     for path in hidden:
-        if path.exists():
-            args += ["--tmpfs", str(path)]
+        open_path_to(path)
+        args += ["--tmpfs", str(path)]
+        mounted.append(path)
     binds = [("--ro-bind", p.resolve(), p) for p in interpreter_dirs() if p.is_dir()]
     binds += [("--ro-bind", student, student), ("--ro-bind", probe_dir, probe_dir),
               ("--bind", run_dir, run_dir)]
-    made = set()
-    for _, _, dest in binds:
-        # Folders bwrap makes inside a hidden tmpfs are 0700: make them 0755 for ``nobody``.
-        for folder in reversed(dest.parents):
-            if folder not in made and any(h == folder or h in folder.parents for h in hidden):
-                args += ["--perms", "0755", "--dir", str(folder)]
-                made.add(folder)
     for flag, src, dest in binds:
+        open_path_to(dest)
         args += [flag, str(src), str(dest)]
+    for path in hidden:  # the hiding tmpfs mounts turn read-only: a write there fails
+        args += ["--remount-ro", str(path)]
     args += ["--chdir", str(run_dir)]
     if as_root:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
