@@ -4,8 +4,9 @@ Everything here is read from each submission's ``OUT/<id>/results.json`` (Grades
 format, as the ``grade`` command writes it) and its batch record (status, reason). Items are
 told apart by ``number``; an item's part is its first tag.
 
-- ``grades.csv``: one row per submission: id, status, the score of each part, total, maximum,
-  seconds, and the reason for anything but ``graded``.
+- ``grades.csv``: one row per submission: id, status, the score of each part (the column is
+  the part's tag up to a colon: ``Part 1``), total, maximum, seconds, and the reason for
+  anything but ``graded``.
 - ``summary.md``: how many submissions ended in each status (and which need a look), the
   distribution of totals as a histogram, the mean of each part, and each item's pass rate
   and mean score (over the graded submissions).
@@ -118,7 +119,8 @@ def grades_csv(grades: Sequence[Grade]) -> str:
     parts = _parts(grades)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "status", *parts, "total", "max_score", "seconds", "reason"])
+    writer.writerow(["id", "status", *(_short(p) for p in parts), "total", "max_score",
+                     "seconds", "reason"])
     for grade in grades:
         scores = grade.part_scores()
         max_score = grade.max_score
@@ -126,6 +128,11 @@ def grades_csv(grades: Sequence[Grade]) -> str:
                          _fmt(grade.total), "" if max_score is None else _fmt(max_score),
                          f"{grade.seconds:.1f}", grade.reason])
     return buffer.getvalue()
+
+
+def _short(part: str) -> str:
+    """A part's column name: its tag up to a colon (``Part 1: layers`` -> ``Part 1``)."""
+    return part.split(":", 1)[0].strip() or part
 
 
 def _fmt(value: float) -> str:
