@@ -10,7 +10,8 @@ The real ``grade`` command is used by tests/test_grade_all_real.py.
 """
 import csv
 import json
-import os
+import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -253,8 +254,12 @@ def test_find_submissions_ids_folders_and_duplicates(tmp_path):
     (nested / "hw2-666" / "hw2").mkdir(parents=True)
     subs = find_submissions([tmp_path / "zips", folder, nested])
     assert [(s.id, s.path.name) for s in subs] == [
-        ("123_456", "hw2-123_456.zip"), ("555", "hw2-555"), ("789", "hw2-789.zip"),
-        ("unzipped", "unzipped")]
+        ("123_456", "hw2-123_456.zip"), ("555", "hw2-555"), ("666", "hw2-666"),
+        ("789", "hw2-789.zip")]
+    # A folder of zips and unpacked submissions (with or without their top folder).
+    (tmp_path / "zips" / "hw2-777" / "hw2-777" / "hw2").mkdir(parents=True)
+    (tmp_path / "zips" / "not-a-submission").mkdir()
+    assert [s.id for s in find_submissions([tmp_path / "zips"])] == ["123_456", "777", "789"]
     odd = tmp_path / "My Submission (2).zip"
     odd.write_bytes(b"PK")
     assert find_submissions([odd])[0].id == "My_Submission_2"
@@ -314,3 +319,41 @@ def test_cli_user_mistakes_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys
     assert code == 2, err
     assert message in err.strip().splitlines()[-1] and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_interrupted_batch_kills_its_gradings_and_keeps_finished_ones(course, tmp_path):
+    make_zip, command, log = course
+    done_zip = make_zip("1", items=items(10, 20, 30, 40))
+    sleepers = [make_zip("2", "sleep"), make_zip("3", "sleep")]
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from cs236781.grading.batch import grade_all
+        script = {str(tmp_path / "fake_grade.py")!r}
+        def command(sub, out, rubric=None):
+            return [sys.executable, script, str(sub), str(out)]
+        grade_all({[str(done_zip)] + [str(z) for z in sleepers]!r}, {str(out)!r}, jobs=3,
+                  timeout_s=600, command=command, progress=None)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid_files = [tmp_path / "2.child", tmp_path / "3.child"]
+        deadline = time.monotonic() + 120
+        while not (all(p.exists() for p in pid_files) and (out / "1" / "results.json").exists()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.2)  # the pid files are written just before the sleepers' own sleep
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    for pid_file in pid_files:
+        assert not _alive(int(pid_file.read_text()))
+    assert json.loads((out / "1" / "results.json").read_text())["score"] == 100
+    assert not (out / "2").exists() and not (out / "3").exists()
+    assert not (out / batch.PARTIAL_DIR).exists()

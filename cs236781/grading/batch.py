@@ -36,10 +36,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from cs236781.atomic import write_text
 
@@ -137,25 +138,26 @@ def find_submissions(paths: Sequence) -> List[Submission]:
     """The submissions named by ``paths``, sorted by id.
 
     A path is a zip (id: its name less ``hw2-`` and ``.zip``), a submission folder (one holding
-    ``hw2/`` or ``hw2-*/hw2/``; id: its name less ``hw2-``), or a folder of zips (each zip in
-    it, not recursively).
+    ``hw2/``; id: its name less ``hw2-``), or a folder of submissions: its zips and its
+    submission folders (those holding ``hw2/``, or ``hw2-*/hw2/`` as an unpacked zip does), not
+    recursively further.
 
-    :raises GradeAllError: For a path that does not exist, a folder with neither, or two
+    :raises GradeAllError: For a path that does not exist, a folder with no submission, or two
         submissions with the same id.
     """
     found: List[Submission] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
-            found.append(Submission(_id_of(path), path.absolute()))
-        elif path.is_dir() and _is_submission_folder(path):
+        if path.is_file() or (path.is_dir() and (path / "hw2").is_dir()):
             found.append(Submission(_id_of(path), path.absolute()))
         elif path.is_dir():
-            zips = sorted(p for p in path.iterdir() if p.suffix.lower() == ".zip" and p.is_file())
-            if not zips:
+            inside = sorted(p for p in path.iterdir()
+                            if (p.is_file() and p.suffix.lower() == ".zip")
+                            or (p.is_dir() and _is_submission_folder(p)))
+            if not inside:
                 raise GradeAllError(f"{path} is neither a submission folder (no hw2/ in it) nor "
-                                    "a folder of .zip files")
-            found += [Submission(_id_of(z), z.absolute()) for z in zips]
+                                    "a folder of submissions (.zip files or submission folders)")
+            found += [Submission(_id_of(p), p.absolute()) for p in inside]
         else:
             raise GradeAllError(f"submission {str(raw)!r} does not exist")
     by_id: Dict[str, Submission] = {}
@@ -168,6 +170,7 @@ def find_submissions(paths: Sequence) -> List[Submission]:
 
 
 def _is_submission_folder(path: Path) -> bool:
+    """A folder holding ``hw2/``, or ``hw2-*/hw2/`` (an unpacked zip with its top folder)."""
     return (path / "hw2").is_dir() or any(p.is_dir() for p in path.glob("hw2-*/hw2"))
 
 
@@ -262,19 +265,25 @@ def run_task(task: Task, timeout_s: float) -> Outcome:
     return run_command(task.argv, task.cwd, task.work, timeout_s)
 
 
-def run_command(argv: Sequence[str], cwd: str, work: Path, timeout_s: float) -> Outcome:
+def run_command(argv: Sequence[str], cwd: str, work: Path, timeout_s: float,
+                running: Optional[Set[int]] = None) -> Outcome:
     """Run ``argv`` in ``cwd`` in a session of its own, its output into ``work/grade.log``, and
     write its :class:`Outcome` to ``work/outcome.json``.
 
     At ``timeout_s`` the whole process group is killed (SIGKILL); after a normal end, whatever
     the command left running in its group is killed too, so no process outlives its task.
+
+    :param running: The process group is in this set while the command runs (so that an
+        interrupted batch can kill it).
     """
+    running = set() if running is None else running
     work = Path(work)
     start = time.monotonic()
     log = work / LOG_NAME
     with open(log, "wb") as handle:
         proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        running.add(proc.pid)
         try:
             proc.wait(timeout=timeout_s)
             code: Optional[int] = proc.returncode
@@ -283,6 +292,7 @@ def run_command(argv: Sequence[str], cwd: str, work: Path, timeout_s: float) -> 
         finally:
             _kill_group(proc.pid)
             proc.wait()
+            running.discard(proc.pid)
     _cut_log(log)
     outcome = Outcome(code, time.monotonic() - start)
     write_text(work / OUTCOME_NAME, json.dumps(dataclasses.asdict(outcome)) + "\n")
@@ -346,18 +356,38 @@ def run_local(tasks: Sequence[Task], jobs: int, timeout_s: float,
               ) -> List[Outcome]:
     """Run ``tasks``, ``jobs`` at a time, each with its own time limit.
 
+    If this is interrupted (Ctrl-C), the gradings running are killed with their process
+    groups and no new one starts; the tasks that finished keep their results.
+
     :param on_done: Called (in the worker's thread) as each task ends.
     :return: One :class:`Outcome` per task, in order.
     """
-    def one(task: Task) -> Outcome:
-        outcome = run_task(task, timeout_s)
-        on_done(task, outcome)
-        return outcome
-
     if not tasks:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(tasks)))) as pool:
-        return list(pool.map(one, tasks))
+    running: Set[int] = set()  # process groups of the gradings running now
+    stopping = threading.Event()
+
+    def one(task: Task) -> Optional[Outcome]:
+        if stopping.is_set():
+            return None
+        outcome = run_command(task.argv, task.cwd, task.work, timeout_s, running)
+        if not stopping.is_set():
+            on_done(task, outcome)
+        return outcome
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(tasks))))
+    futures = [pool.submit(one, task) for task in tasks]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        stopping.set()
+        while not all(future.done() for future in futures):
+            for pgid in list(running):
+                _kill_group(pgid)
+            time.sleep(0.05)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- finishing ----------------------------------------------------------------------------------
