@@ -497,7 +497,35 @@ def cnn_experiment(inp, run_dir):
     return {"files": files}
 
 
+def run_notebook(run_dir, name, timeout):
+    """Execute ``RUN_DIR/project/NAME`` in place (quick mode) and write ``notebook.json``:
+    the number of code cells, of error outputs, and the first error."""
+    import json
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    project = os.path.join(run_dir, "project")
+    path = os.path.join(project, name)
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": project}})
+    problem = None
+    try:
+        client.execute()
+    except (CellTimeoutError, DeadKernelError, CellExecutionError, RuntimeError) as err:
+        problem = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300] if str(err).strip() else ''}"
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    first = f"{errors[0].get('ename')}: {str(errors[0].get('evalue'))[:300]}" if errors else None
+    with open(os.path.join(run_dir, "notebook.json"), "w") as f:
+        json.dump({"errors": len(errors), "first_error": first, "problem": problem}, f)
+
+
 def main():
+    if sys.argv[1] == "notebook":
+        run_notebook(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return
     part, run_dir = int(sys.argv[1]), sys.argv[2]
     threads = int(os.environ.get("HW2_GRADER_THREADS", "1"))
     torch.set_num_threads(threads)
