@@ -14,6 +14,7 @@ read; nothing is extracted to disk but those files, under fresh names).
 """
 import dataclasses
 import re
+from itertools import combinations
 import tempfile
 import zipfile
 from pathlib import Path
@@ -137,6 +138,10 @@ def find_similar(submissions: Sequence, threshold: float = DEFAULT_THRESHOLD,
     """Pairs of submissions (and the reference) whose student files are at least
     ``threshold`` similar, most similar first.
 
+    Each distinct text of a file is fingerprinted and compared once: submissions that hold the
+    same text of a file (copies of one another, or of the reference) share all of its code
+    that is not the hand-out's.
+
     :param submissions: Objects with ``id`` and ``path`` (a zip or a folder).
     :param reference_root: The reference project (default: this one); its student files are
         compared too, under :data:`REFERENCE_ID`, and its hand-out is the boilerplate.
@@ -146,28 +151,31 @@ def find_similar(submissions: Sequence, threshold: float = DEFAULT_THRESHOLD,
     root = Path(reference_root or project_root())
     names = student_files(root)
     reference = _read_folder_files(root, names)
+    holders: Dict[Tuple[str, str], List[str]] = {}  # (file, its text) -> submission ids
+    for sub in [*submissions, Submission(REFERENCE_ID, root)]:
+        path = Path(sub.path)
+        files = reference if sub.id == REFERENCE_ID else (
+            _read_zip_files(path, names) if path.is_file() else _read_folder_files(path, names))
+        for name, source in files.items():
+            holders.setdefault((name, source), []).append(sub.id)
+    if len({i for ids in holders.values() for i in ids}) < 2 or not reference:
+        return []  # nothing to compare (the reference alone, or no student files)
     with tempfile.TemporaryDirectory(prefix="hw2-similarity-") as tmp:
         tmp = Path(tmp)
-        boiler, subs = tmp / "handout", tmp / "subs"
+        boiler, texts = tmp / "handout", tmp / "texts"
         for name, source in reference.items():
             _write(boiler / name, clear_solutions(source, name))
-        ids: Dict[str, str] = {}
-        for index, sub in enumerate([*submissions, Submission(REFERENCE_ID, root)]):
-            path = Path(sub.path)
-            files = (_read_zip_files(path, names) if path.is_file()
-                     else _read_folder_files(path, names))
-            key = f"s{index:05d}"
-            ids[key] = sub.id
-            for name, source in files.items():
-                _write(subs / key / name, source)
-        if len([k for k in ids if (subs / k).is_dir()]) < 2 or not boiler.is_dir():
-            return []  # nothing to compare (the reference alone, or no student files)
-        detector = CopyDetector(test_dirs=[str(subs)], ref_dirs=[str(subs)],
+        paths: Dict[str, Tuple[str, str]] = {}  # copydetect's path -> (file, text)
+        for index, (name, source) in enumerate(holders):
+            path = texts / f"t{index:05d}" / name
+            _write(path, source)
+            paths[str(path)] = (name, source)
+        detector = CopyDetector(test_dirs=[str(texts)], ref_dirs=[str(texts)],
                                 boilerplate_dirs=[str(boiler)], extensions=["py"],
                                 same_name_only=True, ignore_leaf=True, autoopen=False,
                                 silent=True, display_t=threshold)
         detector.run()
-        return _pairs(detector, subs, ids, threshold)
+        return _pairs(detector, paths, holders, threshold)
 
 
 def _write(path: Path, text: str) -> None:
@@ -175,35 +183,51 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _pairs(detector, subs: Path, ids: Dict[str, str], threshold: float) -> List[Pair]:
-    """Read copydetect's matrices: each unordered pair once, above the threshold."""
-    pairs, seen = [], set()
-    if len(detector.similarity_matrix) == 0:
-        return pairs
-    for i, test_f in enumerate(detector.test_files):
-        for j, ref_f in enumerate(detector.ref_files):
-            share_a, share_b = (float(v) for v in detector.similarity_matrix[i, j])
-            key = frozenset((test_f, ref_f))
-            if max(share_a, share_b) < threshold or key in seen or test_f == ref_f:
-                continue
-            seen.add(key)
-            if (test_f, ref_f) in detector.slice_matrix:
-                slices_a, slices_b = detector.slice_matrix[(test_f, ref_f)]
-            elif (ref_f, test_f) in detector.slice_matrix:
-                slices_b, slices_a = detector.slice_matrix[(ref_f, test_f)]
+def _pairs(detector, paths: Dict[str, Tuple[str, str]],
+           holders: Dict[Tuple[str, str], List[str]], threshold: float) -> List[Pair]:
+    """The pairs above the threshold, from copydetect's comparisons of distinct texts and, for
+    submissions holding the same text, from that text compared with itself."""
+    from copydetect import compare_files
+
+    found: List[Tuple] = []  # (path a, path b, share a, share b, slices a, slices b)
+    if len(detector.similarity_matrix):
+        row = {path: i for i, path in enumerate(detector.test_files)}
+        column = {path: j for j, path in enumerate(detector.ref_files)}
+        compared = sorted(p for p in paths if p in detector.file_data)
+        for path_a, path_b in combinations(compared, 2):
+            if paths[path_a][0] != paths[path_b][0]:
+                continue  # only a file with the file of the same name
+            share_a, share_b = (float(v) for v in
+                                detector.similarity_matrix[row[path_a], column[path_b]])
+            if (path_a, path_b) in detector.slice_matrix:
+                slices_a, slices_b = detector.slice_matrix[(path_a, path_b)]
+            elif (path_b, path_a) in detector.slice_matrix:
+                slices_b, slices_a = detector.slice_matrix[(path_b, path_a)]
             else:
-                continue
-            rel_a, rel_b = Path(test_f).relative_to(subs), Path(ref_f).relative_to(subs)
-            text_a = detector.file_data[test_f].raw_code
-            text_b = detector.file_data[ref_f].raw_code
-            lines_a, lines_b = _line_ranges(text_a, slices_a), _line_ranges(text_b, slices_b)
-            first, second = ids[rel_a.parts[0]], ids[rel_b.parts[0]]
-            pair = Pair(first, second, Path(*rel_a.parts[1:]).as_posix(), share_a, share_b,
-                        lines_a, lines_b, _quote(text_a, lines_a))
-            if second < first:  # a stable order: the smaller id first
-                pair = Pair(second, first, pair.file, share_b, share_a, lines_b, lines_a,
-                            _quote(text_b, lines_b))
-            pairs.append(pair)
+                continue  # nothing in common
+            if max(share_a, share_b) >= threshold:
+                found.append((path_a, path_b, share_a, share_b, slices_a, slices_b))
+    for path, (name, source) in paths.items():
+        if len(holders[(name, source)]) > 1 and path in detector.file_data:
+            data = detector.file_data[path]
+            _, (share, _), (slices, _) = compare_files(data, data)
+            if share >= threshold and len(slices[0]):
+                found.append((path, path, float(share), float(share), slices, slices))
+    pairs = []
+    for path_a, path_b, share_a, share_b, slices_a, slices_b in found:
+        key_a, key_b = paths[path_a], paths[path_b]
+        text_a, text_b = key_a[1], key_b[1]
+        lines_a, lines_b = _line_ranges(text_a, slices_a), _line_ranges(text_b, slices_b)
+        for first in holders[key_a]:
+            for second in holders[key_b]:
+                if path_a == path_b and first >= second:
+                    continue  # the same text: each pair of its holders once
+                if second < first:  # a stable order: the smaller id first
+                    pairs.append(Pair(second, first, key_a[0], share_b, share_a, lines_b,
+                                      lines_a, _quote(text_b, lines_b)))
+                else:
+                    pairs.append(Pair(first, second, key_a[0], share_a, share_b, lines_a,
+                                      lines_b, _quote(text_a, lines_a)))
     pairs.sort(key=lambda p: (-max(p.first_share, p.second_share), p.first, p.second, p.file))
     return pairs
 
