@@ -8,6 +8,7 @@ patches: a mutant survives any refactor that keeps the course's public names, an
 target is gone raises :class:`MutantTargetMissing`, so its test fails loudly.
 """
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -104,12 +105,13 @@ class Graded(NamedTuple):
 
 
 def run_grade(src: Path, out: Path, *extra: str, entry: Sequence[str] = ("-m", "cs236781"),
-              timeout: float = 900) -> Graded:
+              timeout: float = 900, env: Optional[Dict[str, str]] = None) -> Graded:
     """``python -m cs236781 grade SRC -o OUT`` from the repository root, its results.json read."""
     import json
 
     proc = subprocess.run([sys.executable, *entry, "grade", str(src), "-o", str(out), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
     results_path = out / "results.json"
     results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.is_file() else {}
     return Graded(proc.returncode, proc.stdout, proc.stderr, results)

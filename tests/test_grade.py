@@ -310,3 +310,69 @@ def test_attacks_score_zero_on_their_part_and_the_grader_finishes(tmp_path):
     assert not (tmp_path / "evil-outside.txt").exists()
     assert _digest(GRADING) == grading_before
     assert "pwned" not in (GRADING / "rubric.toml").read_text()
+
+
+# ------------------------------------------------------------------ broken submissions (slow)
+
+@pytest.mark.slow
+def test_broken_modules_cost_only_their_items_and_stderr_noise_costs_nothing(tmp_path):
+    import ast
+
+    root = copy_reference(tmp_path / "hw2-11")
+    (root / "hw2" / "mlp.py").write_text((root / "hw2" / "mlp.py").read_text() + "\ndef broken(:\n")
+    optim = root / "hw2" / "optimizers.py"
+    tree = ast.parse(optim.read_text())
+    tree.body = [n for n in tree.body if not (isinstance(n, ast.ClassDef) and n.name == "RMSProp")]
+    optim.write_text(ast.unparse(tree))
+    layers = root / "hw2" / "layers.py"
+    source = mutate(layers.read_text(), "Sigmoid.forward", "def forward(self):\n    return None\n")
+    layers.write_text("import sys, warnings\nwarnings.warn('a noisy library')\n"
+                      "print('noise ' * 1000, file=sys.stderr)\n" + source)
+    graded = run_grade(root, tmp_path / "out")
+    assert graded.returncode == 0, graded.stderr
+    scores = graded.scores()
+    assert scores["3.1"] == 0 and "SyntaxError" in graded.test("3.1")["output"]
+    for number in ("2.5", "2.6"):
+        assert scores[number] == 0 and "RMSProp" in graded.test(number)["output"]
+    assert scores["1.3"] == 0 and "TypeError" in graded.test("1.3")["output"]
+    for number in ("1.1", "1.2", "1.6", "2.1", "2.2", "2.8", "3.2", "3.3"):
+        assert graded.test(number)["score"] == graded.test(number)["max_score"], number
+    assert "noise" not in json.dumps(graded.results)
+
+
+@pytest.mark.slow
+def test_run_notebooks_reexecutes_in_the_sandbox_and_reports_errors(tmp_path):
+    from cs236781.dist import prepare_dist
+
+    root = copy_reference(tmp_path / "hw2-12")
+    (root / "Part1_Backprop.ipynb").write_bytes((ROOT / "Part1_Backprop.ipynb").read_bytes())
+    import shutil
+    shutil.copytree(ROOT / "tests" / "assets", root / "tests" / "assets")
+    prepare_dist(source=ROOT, out=tmp_path / "dist", progress=None)
+    (root / "hw2" / "layers.py").write_bytes((tmp_path / "dist" / "hw2" / "layers.py").read_bytes())
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(ONE_PART_RUBRIC.replace("wall_time = 25", "wall_time = 120"))
+    graded = run_grade(root, tmp_path / "out", "--rubric", str(rubric), "--run-notebooks")
+    assert graded.returncode == 0, graded.stderr
+    nb = graded.test("N.1")["output"]
+    assert "re-executed in quick mode:" in nb and "NotImplementedError" in nb
+    assert "re-executed" not in graded.test("N.2")["output"]  # not submitted, not run
+
+
+@pytest.mark.slow
+def test_without_bubblewrap_the_limits_still_apply_and_results_say_so(tmp_path):
+    from cs236781.grading.sandbox import NO_BWRAP_NOTE
+
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(ONE_PART_RUBRIC)
+    good = copy_reference(tmp_path / "good" / "hw2-13")
+    graded = run_grade(good, tmp_path / "out-good", "--rubric", str(rubric),
+                       env={"HW2_GRADER_NO_BWRAP": "1"})
+    assert graded.returncode == 0, graded.stderr
+    assert NO_BWRAP_NOTE in graded.results["output"]
+    assert graded.scores() == {"1.1": 2, "1.2": 2}
+    slow = copy_reference(tmp_path / "slow" / "hw2-14")
+    _at_import("import time\ntime.sleep(3600)")(slow)
+    graded = run_grade(slow, tmp_path / "out-slow", "--rubric", str(rubric),
+                       env={"HW2_GRADER_NO_BWRAP": "1"})
+    assert graded.returncode == 0 and "wall-time limit" in graded.results["output"]
