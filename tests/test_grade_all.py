@@ -86,7 +86,7 @@ def course(tmp_path):
             archive.writestr("plan.json", json.dumps(plan))
         return path
 
-    def command(submission, out, rubric=None):
+    def command(submission, out, rubric=None, run_notebooks=False):
         return [sys.executable, str(script), str(submission), str(out)] + (
             [str(rubric)] if rubric else [])
 
@@ -228,6 +228,16 @@ def test_resume_skips_unchanged_and_regrades_changed_and_failed(course, tmp_path
     grade_all([a, b], out, jobs=2, rubric=rubric, command=command, progress=None)
     assert started(log) == ["hw2-1.zip", "hw2-2.zip"]
 
+    log.unlink()  # grade-all's own modules are not the grader: editing them regrades nothing
+    (grader / "batch.py").write_text("# grade-all's batch module\n")
+    grade_all([a, b], out, jobs=2, rubric=rubric, command=command, progress=None)
+    assert started(log) == []
+
+    log.unlink(missing_ok=True)  # re-executing the notebooks is another grading
+    grade_all([a], out, jobs=2, rubric=rubric, run_notebooks=True, command=command,
+              progress=None)
+    assert started(log) == ["hw2-1.zip"]
+
 
 def test_jobs_bound_the_number_of_gradings_at_once(course, tmp_path):
     make_zip, command, log = course
@@ -331,7 +341,7 @@ def test_interrupted_batch_kills_its_gradings_and_keeps_finished_ones(course, tm
         sys.path.insert(0, {str(ROOT)!r})
         from cs236781.grading.batch import grade_all
         script = {str(tmp_path / "fake_grade.py")!r}
-        def command(sub, out, rubric=None):
+        def command(sub, out, rubric=None, run_notebooks=False):
             return [sys.executable, script, str(sub), str(out)]
         grade_all({[str(done_zip)] + [str(z) for z in sleepers]!r}, {str(out)!r}, jobs=3,
                   timeout_s=600, command=command, progress=None)

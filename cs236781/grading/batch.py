@@ -16,7 +16,8 @@ A submission is graded into a fresh folder beside ``OUT/<id>`` that replaces it 
 record is written, so ``OUT/<id>`` is always a whole grading (old or new), never half of one.
 
 Resuming: a submission whose record says ``graded`` or ``not-gradable`` and whose zip,
-rubric and grader are unchanged (same SHA-256) is not graded again. A ``timeout``, a
+rubric, grader (its files but grade-all's own modules) and ``--run-notebooks`` are unchanged
+(same SHA-256) is not graded again. A ``timeout``, a
 ``crashed`` or an ``error`` is graded again on the next run.
 
 Statuses: ``graded`` (exit 0), ``not-gradable`` (exit 2: the submission could not be graded at
@@ -40,7 +41,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from cs236781.atomic import write_text
 
@@ -64,9 +65,12 @@ LOG_LIMIT = 256 * 1024
 DEFAULT_TIMEOUT_S = 1800.0
 #: Where a submission is graded before it replaces ``OUT/<id>``.
 PARTIAL_DIR = ".partial"
-#: The grader's folder, and its files whose change makes every submission be graded again.
+#: The grader's folder, and its files whose change makes every submission be graded again
+#: (all but grade-all's own modules, which do not change a grade).
 GRADER_DIR = Path(__file__).resolve().parent
 GRADER_GLOBS = ("*.py", "*.toml", "*.json")
+BATCH_MODULES = ("batch.py", "course_cli.py", "course_report.py", "course_slurm.py",
+                 "similarity.py")
 
 
 class GradeAllError(Exception):
@@ -200,25 +204,30 @@ def _hash_file(digest, path: Path) -> None:
             digest.update(block)
 
 
-def grader_sha256(rubric: Optional[Path]) -> str:
+def grader_sha256(rubric: Optional[Path], run_notebooks: bool = False) -> str:
     """SHA-256 of what a grade is computed from besides the submission: the grader's own files
-    (this package, its default rubric) and ``rubric`` when one is given."""
+    (this package, its default rubric), ``rubric`` when one is given, and whether the
+    notebooks are re-executed."""
     digest = hashlib.sha256()
     here = GRADER_DIR
     for pattern in GRADER_GLOBS:
         for item in sorted(here.rglob(pattern)):
-            if "__pycache__" not in item.parts:
+            if "__pycache__" not in item.parts and item.relative_to(here).as_posix() \
+                    not in BATCH_MODULES:
                 digest.update(item.relative_to(here).as_posix().encode("utf-8") + b"\0")
                 _hash_file(digest, item)
     if rubric is not None:
         digest.update(b"rubric\0")
         _hash_file(digest, Path(rubric))
+    if run_notebooks:
+        digest.update(b"run-notebooks\0")
     return digest.hexdigest()
 
 
 # -- planning -----------------------------------------------------------------------------------
 
-def grade_command(submission: Path, out: Path, rubric: Optional[Path] = None) -> List[str]:
+def grade_command(submission: Path, out: Path, rubric: Optional[Path] = None,
+                  run_notebooks: bool = False) -> List[str]:
     """The ``grade`` command line for one submission: this interpreter, and this project's
     ``cs236781`` when run in :func:`project_root` (``-m`` imports from the current folder;
     nothing is put on PYTHONPATH, which the sandboxed student code would inherit). Paths are
@@ -226,6 +235,8 @@ def grade_command(submission: Path, out: Path, rubric: Optional[Path] = None) ->
     argv = [sys.executable, "-m", "cs236781", "grade", str(submission), "-o", str(out)]
     if rubric is not None:
         argv += ["--rubric", str(rubric)]
+    if run_notebooks:
+        argv.append("--run-notebooks")
     return argv
 
 
@@ -235,13 +246,14 @@ def project_root() -> str:
 
 
 def plan(submissions: Sequence[Submission], out: Path, rubric: Optional[Path] = None,
-         command: Callable[..., List[str]] = grade_command) -> (List[Task], List[Submission]):
+         command: Callable[..., List[str]] = grade_command, run_notebooks: bool = False
+         ) -> Tuple[List[Task], List[Submission]]:
     """Split ``submissions`` into tasks to run and those already graded (kept as they are).
 
-    :param command: ``command(submission_path, work_folder, rubric) -> argv``.
+    :param command: ``command(submission_path, work_folder, rubric, run_notebooks) -> argv``.
     :return: ``(tasks, kept)``.
     """
-    grader = grader_sha256(rubric)
+    grader = grader_sha256(rubric, run_notebooks)
     tasks, kept = [], []
     partial = out / PARTIAL_DIR
     for sub in submissions:
@@ -253,8 +265,8 @@ def plan(submissions: Sequence[Submission], out: Path, rubric: Optional[Path] = 
             continue
         partial.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{sub.id}.", dir=partial))
-        tasks.append(Task(sub, work, command(sub.path, work, rubric), project_root(), digest,
-                          grader))
+        tasks.append(Task(sub, work, command(sub.path, work, rubric, run_notebooks),
+                          project_root(), digest, grader))
     return tasks, kept
 
 
@@ -479,7 +491,8 @@ def _last_line(log: Path) -> str:
 # -- the whole batch ----------------------------------------------------------------------------
 
 def grade_all(paths: Sequence, out, jobs: Optional[int] = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-              rubric=None, slurm=None, similarity_threshold: Optional[float] = None,
+              rubric=None, run_notebooks: bool = False, slurm=None,
+              similarity_threshold: Optional[float] = None,
               command: Callable[..., List[str]] = grade_command,
               progress: Optional[Callable[[str], None]] = print) -> List[Record]:
     """Grade every submission of ``paths`` into ``out``, then write the course's reports.
@@ -489,6 +502,7 @@ def grade_all(paths: Sequence, out, jobs: Optional[int] = None, timeout_s: float
     :param jobs: Submissions graded at once here (default: the number of CPU cores).
     :param timeout_s: Wall-time limit per submission, seconds (on Slurm: the array's limit).
     :param rubric: A rubric file for the ``grade`` command (default: its own).
+    :param run_notebooks: Have the ``grade`` command re-execute the notebooks too.
     :param slurm: :class:`hw2.cluster.ClusterSettings` to grade as one submitit array instead.
     :param similarity_threshold: Report pairs of files at least this similar (0..1; default:
         :data:`cs236781.grading.similarity.DEFAULT_THRESHOLD`).
@@ -509,16 +523,16 @@ def grade_all(paths: Sequence, out, jobs: Optional[int] = None, timeout_s: float
         raise GradeAllError("no submissions given")
     out.mkdir(parents=True, exist_ok=True)
     with _batch_lock(out):
-        return _run_batch(submissions, out, jobs, timeout_s, rubric, slurm,
+        return _run_batch(submissions, out, jobs, timeout_s, rubric, run_notebooks, slurm,
                           similarity_threshold, command, say)
 
 
-def _run_batch(submissions, out, jobs, timeout_s, rubric, slurm, similarity_threshold, command,
-               say) -> List[Record]:
+def _run_batch(submissions, out, jobs, timeout_s, rubric, run_notebooks, slurm,
+               similarity_threshold, command, say) -> List[Record]:
     from cs236781.grading import course_report, similarity
 
     _remove_leftovers(out)
-    tasks, kept = plan(submissions, out, rubric, command)
+    tasks, kept = plan(submissions, out, rubric, command, run_notebooks)
     say(f"grade-all: {len(submissions)} submission(s); {len(kept)} already graded and unchanged, "
         f"{len(tasks)} to grade" + (f" on {slurm.cluster or 'auto'} (submitit)" if slurm else
                                     f", {jobs or os.cpu_count() or 1} at a time"))

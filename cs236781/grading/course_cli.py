@@ -1,6 +1,6 @@
 """The ``grade-all`` sub-command of ``python -m cs236781`` (and ``python main.py``).
 
-``grade-all SUBMISSION... -o OUT [--jobs N] [--timeout S] [--rubric FILE]
+``grade-all SUBMISSION... -o OUT [--jobs N] [--timeout S] [--rubric FILE] [--run-notebooks]
 [--similarity-threshold X] [--slurm] [cluster flags]``: grade every submission into
 ``OUT/<id>/`` and write ``OUT/grades.csv``, ``summary.md``, ``summary.png`` and
 ``similarity.md`` (:func:`cs236781.grading.batch.grade_all`). With ``--slurm`` (or
@@ -45,6 +45,8 @@ def add_grade_all(sub) -> None:
                    f"(default: {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--rubric", default=None, metavar="FILE",
                    help="rubric file for every submission (default: the grader's own)")
+    p.add_argument("--run-notebooks", action="store_true",
+                   help="have grade re-execute each submission's notebooks in quick mode too")
     p.add_argument("--similarity-threshold", type=_share, default=DEFAULT_THRESHOLD,
                    metavar="X", help="report pairs of files with at least this share of "
                    f"code in common, 0..1 (default: {DEFAULT_THRESHOLD:g})")
@@ -138,7 +140,8 @@ def _cmd_grade_all(args) -> int:
         refusals += (UsageError,)
     try:
         records = grade_all(args.submissions, args.out_dir, jobs=args.jobs, timeout_s=args.timeout,
-                            rubric=args.rubric, slurm=settings,
+                            rubric=args.rubric, run_notebooks=args.run_notebooks,
+                            slurm=settings,
                             similarity_threshold=args.similarity_threshold)
     except refusals as err:
         raise CliError(str(err)) from None
