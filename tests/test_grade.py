@@ -242,7 +242,7 @@ def _attacks(tmp: Path):
         "50 GiB allocation": (_at_import("import torch\ntorch.ones(50 * 2 ** 30, dtype=torch.uint8)"),
                               None, True),
         "1 GB print": (_at_import("import sys\nfor _ in range(1024):\n    sys.stdout.write('x' * 2 ** 20)"),
-                       "more than 16 MiB", True),
+                       "File too large", True),  # Python ignores SIGXFSZ: the write fails
         "sleep past the limit": (_at_import("import time\ntime.sleep(3600)"), "wall-time limit", True),
         "socket": (_at_import("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=5)"),
                    None, True),
@@ -301,8 +301,8 @@ def test_attacks_score_zero_on_their_part_and_the_grader_finishes(tmp_path):
             assert scores["1.1"] == 0 and scores["1.2"] == 0, (name, result.results["output"])
         else:  # only the wrong layer loses; the patched comparisons fool nothing
             assert scores["1.1"] == 0 and scores["1.2"] == 2, (name, scores)
-        if words:
-            assert words in result.results["output"], (name, result.results["output"])
+        if words:  # the part's reason (top-level output) or the items' error text
+            assert words in json.dumps(result.results), (name, result.results["output"])
         assert result.results["score"] == sum(scores.values())
         for path in out.rglob("*"):
             if path.is_file():

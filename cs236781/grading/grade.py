@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 import torch
 
 from cs236781 import atomic
+from cs236781.answers import ANSWER_BLOCK_REPLACEMENT
 from cs236781.grading import checks, sandbox
 from cs236781.grading.intake import IntakeError, Submission, take_in
 
@@ -30,8 +31,6 @@ PROBE = Path(__file__).with_name("probes") / "probe.py"
 GRADER_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("Part1_Backprop.ipynb", "Part2_Optimization.ipynb", "Part3_MLP.ipynb",
              "Part4_CNN.ipynb", "Part5_Experiments.ipynb")
-#: The placeholder ``prepare-dist`` puts in place of a written answer (compared stripped).
-_PLACEHOLDER_TEXT = "Write your answer here in markdown"
 
 
 class RubricError(ValueError):
@@ -214,7 +213,9 @@ def read_answers(root: Path, names) -> Dict[str, Optional[str]]:
                 if isinstance(target, ast.Name) and target.id in found and isinstance(value, ast.Constant) \
                         and isinstance(value.value, str):
                     text = value.value.strip()
-                    found[target.id] = None if not text or _PLACEHOLDER_TEXT in text else text
+                    # What is left once the hand-out's placeholder is taken out.
+                    own = text.replace(ANSWER_BLOCK_REPLACEMENT.strip(), "").strip()
+                    found[target.id] = text if own else None
     return found
 
 
