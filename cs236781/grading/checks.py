@@ -8,11 +8,10 @@ networks built here, arithmetic, scikit-learn's ROC curve) and returns a :class:
 the fraction of the item earned and why. Checks are registered by name in :data:`CHECKS`;
 the rubric says which item uses which check and for how many points.
 """
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -530,7 +529,6 @@ def _classifier_trainer(results, inputs):
 
 def inputs_part3() -> dict:
     g = _gen(3)
-    x = torch.randn(12, 5)
     x = torch.randn(12, 5, generator=g)
     w3, b3 = torch.randn(3, 4, generator=g), torch.randn(3, generator=g)
     w2, b2 = torch.randn(2, 4, generator=g), torch.randn(2, generator=g)
@@ -773,8 +771,3 @@ def _cnn_experiment(results, inputs):
 
 
 PART_INPUTS = {1: inputs_part1, 2: inputs_part2, 3: inputs_part3, 4: inputs_part4, 5: inputs_part5}
-
-
-def to_jsonable(obj):
-    """For debugging dumps only."""
-    return json.loads(json.dumps(obj, default=str))

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -137,7 +136,7 @@ def _load_cases(run_dir: Path) -> Dict[str, dict]:
 
 
 def _run_part(part: int, sub: Submission, out: Path, limits: sandbox.Limits):
-    """Run one part's probe: (cases, failure line or None, log text)."""
+    """Run one part's probe: (cases, failure line or None, log text, the ChildRun)."""
     run_dir = out / "work" / f"part{part}"
     if run_dir.exists():
         shutil.rmtree(run_dir)

@@ -71,17 +71,13 @@ class ChildRun:
         signum = -code if code is not None and code < 0 else (code - 128 if code and code > 128 else None)
         if signum in signal.Signals._value2member_map_:
             name = signal.Signals(signum).name
-            why = {"SIGXFSZ": f"wrote or printed more than {self.limits_file_mib(limits)} MiB",
+            why = {"SIGXFSZ": f"wrote or printed more than {limits.file_size // 2 ** 20} MiB",
                    "SIGXCPU": f"used more than {limits.cpu_time:g} s of CPU time",
                    "SIGSEGV": "crashed (segmentation fault)",
                    "SIGKILL": "was killed (out of memory or a limit)"}.get(name, "was killed")
             return f"the process {why} ({name}, exit status {code})"
         tail = last_line(self.stderr)
         return f"the process exited with status {code}" + (f": {tail}" if tail else "")
-
-    @staticmethod
-    def limits_file_mib(limits: Limits) -> int:
-        return limits.file_size // 2 ** 20
 
     def __repr__(self):
         return f"ChildRun(returncode={self.returncode}, timed_out={self.timed_out})"
