@@ -217,11 +217,17 @@ def test_grade_all_twenty_mixed_submissions_jobs_2(course, tmp_path):
     # Similarity: the reference and a mutant of it share their student code (identical files
     # and the mutated one); the hand-out and the bad zips share nothing.
     similarity = (out / "similarity.md").read_text()
-    assert "## 1. " in similarity
-    assert "1001 and 2000: hw2/layers.py" in similarity  # the same text
-    assert "1001 and 2000: hw2/optimizers.py" in similarity  # RMSProp.__init__ changed
+    from cs236781.grading.similarity import student_files
+
+    n_files = len(student_files())  # the reference's modules with solution blocks
+    pair = similarity.split("### ")[1:]
+    pair = next(p for p in pair
+                if p.split("\n")[0].endswith(f". 1001 and 2000 ({n_files} file(s))"))
+    assert "| hw2/layers.py | 100% | 100% |" in pair  # the same text
+    assert "| hw2/optimizers.py |" in pair  # RMSProp.__init__ changed, the rest the same
+    assert f"(reference) and 1001 ({n_files} file(s))" in similarity
     for loner in ["1003"] + [k for k, e in expected.items() if e[0] == "not-gradable"]:
-        assert f" {loner} and " not in similarity and f" and {loner}:" not in similarity
+        assert f" {loner} and " not in similarity and f" and {loner} (" not in similarity
 
     # Run again: nothing is graded twice, the reports are the same.
     before = {p: (out / p).read_text() for p in ("grades.csv", "similarity.md")}

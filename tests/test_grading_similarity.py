@@ -155,9 +155,10 @@ def test_report_lists_pairs_and_says_when_there_are_none(course):
     ref, subs = course
     pairs = find_similar(subs, threshold=0.6, reference_root=ref)
     text = similarity_markdown(pairs, 0.6, ["hw2/solver.py"], len(subs))
-    assert re.search(r"^## [123]\. 11 and 55: hw2/solver\.py$", text, re.MULTILINE)
-    assert "- 11: 100% of its code shared, lines " in text
+    assert re.search(r"^### [123]\. 11 and 55 \(1 file\(s\)\)$", text, re.MULTILINE)
+    assert re.search(r"^\| hw2/solver\.py \| 100% \| 100% \| [0-9]+-[0-9]+", text, re.MULTILINE)
     for loner in ("33", "44", REFERENCE_ID):
-        assert f" {loner} and " not in text and f"and {loner}:" not in text
-    assert "No pair reaches the threshold." in similarity_markdown([], 0.6, [], 3)
+        assert f" {loner} and " not in text and f"and {loner} (" not in text
+    assert text.count("None reaches the threshold.") == 1  # no submission matches the reference
+    assert similarity_markdown([], 0.6, [], 3).count("None reaches the threshold.") == 2
     assert find_similar(subs[2:4], threshold=0.6, reference_root=ref) == []

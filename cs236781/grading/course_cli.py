@@ -11,14 +11,16 @@ needs no GPU, so ``--gpus`` defaults to 0 here.
 
 Exit status: 0 when every submission was graded or found not gradable, 1 when some timed
 out, crashed or failed (they are listed in summary.md; the others are graded), 2 for a usage
-error (one line on stderr).
+error (one line on stderr), 130 when interrupted (Ctrl-C: the gradings running are stopped, the
+finished ones kept; the same command grades the rest).
 """
 import argparse
 import os
+import sys
 
 __all__ = ["add_grade_all"]
 
-EXIT_ALL_GRADED, EXIT_SOME_FAILED = 0, 1
+EXIT_ALL_GRADED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def add_grade_all(sub) -> None:
@@ -145,5 +147,9 @@ def _cmd_grade_all(args) -> int:
                             similarity_threshold=args.similarity_threshold)
     except refusals as err:
         raise CliError(str(err)) from None
+    except KeyboardInterrupt:
+        print(f"grade-all: interrupted; the gradings running were stopped, those finished are "
+              f"in {args.out_dir}; the same command grades the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
     failed = [r for r in records if r.status not in FINAL]
     return EXIT_SOME_FAILED if failed else EXIT_ALL_GRADED

@@ -238,22 +238,41 @@ def _ranges_text(ranges: Sequence[Tuple[int, int]]) -> str:
 
 def similarity_markdown(pairs: Sequence[Pair], threshold: float, files: Sequence[str],
                         n_submissions: int) -> str:
-    """The text of ``similarity.md``."""
+    """The text of ``similarity.md``: the pairs of submissions first (those sharing the most
+    files, then the most code, first), then the submissions that match the reference; per
+    pair a table of its files and each file's shared lines."""
     lines = ["# Similar code across submissions", "",
              f"{n_submissions} submission(s) and the reference solution {REFERENCE_ID}; files "
              f"compared (each with the same file elsewhere): {', '.join(files) or 'none'}. "
-             "The hand-out's own code is ignored. A pair is listed when at least "
+             "The hand-out's own code is ignored. A file is listed when at least "
              f"{threshold:.0%} of one side's code is found in the other. Similar is not "
              "copied: short, standard solutions look alike; read the shared lines.", ""]
-    if not pairs:
-        lines += ["No pair reaches the threshold.", ""]
-    for n, pair in enumerate(pairs, 1):
-        lines += [f"## {n}. {pair.first} and {pair.second}: {pair.file}", "",
-                  f"- {pair.first}: {pair.first_share:.0%} of its code shared, lines "
-                  f"{_ranges_text(pair.first_lines)}",
-                  f"- {pair.second}: {pair.second_share:.0%} of its code shared, lines "
-                  f"{_ranges_text(pair.second_lines)}", "",
-                  f"Shared lines of {pair.first}:", "", "```python", pair.shared, "```", ""]
+    groups: Dict[Tuple[str, str], List[Pair]] = {}
+    for pair in pairs:
+        groups.setdefault((pair.first, pair.second), []).append(pair)
+    ranked = sorted(groups.items(), key=lambda kv: (
+        -len(kv[1]), -max(max(p.first_share, p.second_share) for p in kv[1]), kv[0]))
+    students = [kv for kv in ranked if REFERENCE_ID not in kv[0]]
+    reference = [kv for kv in ranked if REFERENCE_ID in kv[0]]
+    n = 0
+    for title, chosen in (("Pairs of submissions", students),
+                          ("Submissions that match the reference solution", reference)):
+        lines += [f"## {title}", ""]
+        if not chosen:
+            lines += ["None reaches the threshold.", ""]
+        for (first, second), group in chosen:
+            n += 1
+            lines += [f"### {n}. {first} and {second} ({len(group)} file(s))", "",
+                      f"| file | {first}: share | {second}: share | {first}: lines | "
+                      f"{second}: lines |", "|---|---|---|---|---|"]
+            for pair in sorted(group, key=lambda p: p.file):
+                lines.append(f"| {pair.file} | {pair.first_share:.0%} | {pair.second_share:.0%} "
+                             f"| {_ranges_text(pair.first_lines)} | "
+                             f"{_ranges_text(pair.second_lines)} |")
+            lines.append("")
+            for pair in sorted(group, key=lambda p: p.file):
+                lines += [f"Shared lines of {pair.file} in {first}:", "", "```python",
+                          pair.shared, "```", ""]
     return "\n".join(lines)
 
 
