@@ -17,8 +17,6 @@ from cs236781.grading.batch import Submission
 from cs236781.grading.similarity import (REFERENCE_ID, find_similar, similarity_markdown,
                                          student_files)
 
-pytest.importorskip("copydetect")
-
 HEADER = '''"""A module the students complete."""
 import math
 
