@@ -337,7 +337,8 @@ def test_broken_modules_cost_only_their_items_and_stderr_noise_costs_nothing(tmp
     assert scores["1.3"] == 0 and "TypeError" in graded.test("1.3")["output"]
     for number in ("1.1", "1.2", "1.6", "2.1", "2.2", "2.8", "3.2", "3.3"):
         assert graded.test(number)["score"] == graded.test(number)["max_score"], number
-    assert "noise" not in json.dumps(graded.results)
+    noisy = [t["number"] for t in graded.results["tests"] if "noise noise" in t["output"]]
+    assert noisy == [] and "noise noise" not in graded.results["output"]
 
 
 @pytest.mark.slow
@@ -370,7 +371,7 @@ def test_without_bubblewrap_the_limits_still_apply_and_results_say_so(tmp_path):
                        env={"HW2_GRADER_NO_BWRAP": "1"})
     assert graded.returncode == 0, graded.stderr
     assert NO_BWRAP_NOTE in graded.results["output"]
-    assert graded.scores() == {"1.1": 2, "1.2": 2}
+    assert {n: graded.scores()[n] for n in ("1.1", "1.2")} == {"1.1": 2, "1.2": 2}
     slow = copy_reference(tmp_path / "slow" / "hw2-14")
     _at_import("import time\ntime.sleep(3600)")(slow)
     graded = run_grade(slow, tmp_path / "out-slow", "--rubric", str(rubric),
