@@ -92,16 +92,11 @@ MUTANTS = [
             ORIG(*args, **kw)
             self.decay = 1 - self.decay
         """, "2.5", "2.6"),
-    M("Adam without the L2 term", O, "Adam.__init__", """
-        def __init__(self, *args, **kw):
-            ORIG(*args, **kw)
-            self.reg = 0
-        """, "2.7"),
     M("dropout without rescaling", L, "Dropout.forward", """
         def forward(self, x, **kw):
             out = ORIG(x, **kw)
             return out * (1 - self.p) if self.training_mode else out
-        """, "2.8"),
+        """, "2.7"),
     M("dropout active in eval mode", L, "Dropout.forward", """
         def forward(self, x, **kw):
             import torch
@@ -109,13 +104,13 @@ MUTANTS = [
             if self.training_mode:
                 return out
             return x * (torch.rand_like(x) >= self.p) / (1 - self.p)
-        """, "2.9"),
+        """, "2.8"),
     M("early stopping off by one", T, "Trainer.fit", """
         def fit(self, dl_train, dl_test, num_epochs, checkpoints=None, early_stopping=None,
                 print_every=1, **kw):
             return ORIG(dl_train, dl_test, num_epochs, checkpoints,
                         early_stopping + 1 if early_stopping else None, print_every, **kw)
-        """, "2.10"),
+        """, "2.9"),
     M("checkpoint keeps the last epoch, not the best", T, "Trainer.fit", """
         def fit(self, dl_train, dl_test, num_epochs, checkpoints=None, early_stopping=None,
                 print_every=1, **kw):
@@ -124,13 +119,13 @@ MUTANTS = [
             if checkpoints:
                 self.save_checkpoint(str(checkpoints) + '.pt')
             return result
-        """, "2.11"),
+        """, "2.10"),
     M("FitResult accuracies as fractions", T, "Trainer.fit", """
         def fit(self, *args, **kw):
             r = ORIG(*args, **kw)
             return type(r)(r.num_epochs, r.train_loss, [a / 100 for a in r.train_acc],
                            r.test_loss, [a / 100 for a in r.test_acc])
-        """, "2.12"),
+        """, "2.11"),
     M("LayerTrainer never zeroes the gradients", T, "LayerTrainer.train_batch", """
         def train_batch(self, batch):
             zero = self.optimizer.zero_grad
@@ -139,7 +134,7 @@ MUTANTS = [
                 return ORIG(batch)
             finally:
                 self.optimizer.zero_grad = zero
-        """, "2.13"),
+        """, "2.12"),
     M("ClassifierTrainer never zeroes the gradients", T, "ClassifierTrainer.train_batch", """
         def train_batch(self, batch):
             zero = self.optimizer.zero_grad
@@ -148,7 +143,7 @@ MUTANTS = [
                 return ORIG(batch)
             finally:
                 self.optimizer.zero_grad = zero
-        """, "2.14"),
+        """, "2.13"),
     M("MLP builds ReLU where Tanh was asked", X, "MLP.__init__", """
         def __init__(self, in_dim, dims, nonlins):
             ORIG(in_dim, dims, ['relu' if n == 'tanh' else n for n in nonlins])
@@ -216,7 +211,7 @@ GROUPS = [
      "checkpoint keeps the last epoch, not the best", "LayerTrainer never zeroes the gradients"],
     ["tanh forward halved", "cross-entropy without the log-sum-exp trick",
      "RMSProp decay swapped with 1 - decay", "ROC threshold taken from the wrong index",
-     "batch norm after the ReLU", "Adam without the L2 term", "dropout active in eval mode",
+     "batch norm after the ReLU", "dropout active in eval mode",
      "FitResult accuracies as fractions"],
     ["sequential backward in forward order", "layer MLP forgets dropout",
      "VanillaSGD without the L2 term", "MomentumSGD without the L2 term",

@@ -273,7 +273,6 @@ OPTIMIZER_RUNS = {
     "momentum_noreg": ("MomentumSGD", dict(learn_rate=0.2, reg=0, momentum=0.8)),
     "rmsprop_reg": ("RMSProp", dict(learn_rate=0.05, reg=0.1, decay=0.9, eps=1e-6)),
     "rmsprop_noreg": ("RMSProp", dict(learn_rate=0.05, reg=0, decay=0.9, eps=1e-6)),
-    "adam_reg": ("Adam", dict(learn_rate=0.05, reg=0.1, beta1=0.8, beta2=0.95, eps=1e-6)),
 }
 
 
@@ -317,9 +316,6 @@ def _torch_optimizer(cls: str, hp: dict, params: List[Tensor]):
     if cls == "MomentumSGD":
         return torch.optim.SGD(params, lr=hp["learn_rate"], weight_decay=hp["reg"],
                                momentum=hp["momentum"])
-    if cls == "Adam":
-        return torch.optim.Adam(params, lr=hp["learn_rate"], weight_decay=hp["reg"],
-                                betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"])
     return None
 
 

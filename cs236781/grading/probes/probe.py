@@ -201,7 +201,7 @@ def _optimizer_run(inp):
 
 
 for _name in ("vanilla_reg", "vanilla_noreg", "momentum_reg", "momentum_noreg", "rmsprop_reg",
-              "rmsprop_noreg", "adam_reg"):
+              "rmsprop_noreg"):
     case(2, _name)(lambda inp, run_dir: _optimizer_run(inp))
 
 
