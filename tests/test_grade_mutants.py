@@ -179,9 +179,9 @@ MUTANTS = [
             import torch.nn as nn
             ORIG(*args, **kw)
             layers = list(self.main_path)
-            for i in range(len(layers) - 1):
-                if isinstance(layers[i], nn.BatchNorm2d):
-                    layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            norms = [i for i in range(len(layers) - 1) if isinstance(layers[i], nn.BatchNorm2d)]
+            for i in norms:
+                layers[i], layers[i + 1] = layers[i + 1], layers[i]
             self.main_path = nn.Sequential(*layers)
         """, "4.2", "4.4"),
     M("bottleneck block drops its dropout", N, "ResidualBottleneckBlock.__init__", """

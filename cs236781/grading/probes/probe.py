@@ -38,7 +38,8 @@ def t(x):
 
 
 def error_text(limit=12):
-    lines = traceback.format_exc().rstrip().splitlines()
+    lines = [line for line in traceback.format_exc().rstrip().splitlines()
+             if line.strip(" ^~")]  # without the caret lines under the code
     keep = [line for line in lines if STUDENT in line or not line.startswith("  File")]
     return "\n".join((keep or lines)[-limit:])
 
