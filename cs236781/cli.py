@@ -10,6 +10,11 @@ Sub-commands (the course's flags; the older long names in brackets still work):
 - ``prepare-dist [--hw-dir/-i DIR] [--out-dir/-o DIR] [--out DIR] [--force]`` (``--source``):
   write the student hand-out into ``OUT_DIR/hw2`` (or exactly ``--out``).
 - ``clear-nb NB_PATH...``: clear the outputs of notebooks in place.
+- ``grade ZIP [-o OUT] [--rubric FILE] [--run-notebooks]`` (course staff): grade one
+  submission in a sandbox into ``OUT/results.json`` (Gradescope's format) and print a table;
+  exit 0 when graded, 2 when it could not be graded at all (``results.json`` says why).
+- ``grade-all SUBMISSION... -o OUT [--jobs N | --slurm ...]`` (course staff; not in the
+  hand-out): grade a whole course, see :mod:`cs236781.grading.course_cli`.
 
 Exit status: 0 on success, 1 when a notebook failed under ``run-nb``, 2 for a usage error or a
 refused operation (one line on stderr says why).
@@ -43,6 +48,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     _add_prepare_submission(sub)
     _add_prepare_dist(sub)
     _add_clear_nb(sub)
+    _add_grade(sub)
+    _add_grade_all(sub)
     return parser
 
 
@@ -122,6 +129,43 @@ def _add_clear_nb(sub) -> None:
     clear.set_defaults(func=_cmd_clear_nb)
 
 
+def _add_grade_all(sub) -> None:
+    """``grade-all`` (course staff); absent in the student hand-out, which has no grader."""
+    if not _has_grader():
+        return
+    from cs236781.grading.course_cli import add_grade_all
+
+    add_grade_all(sub)
+
+
+def _has_grader() -> bool:
+    """Whether the grader is here (it is not in the student hand-out)."""
+    import importlib.util
+
+    # The package, not a module in it: find_spec of "a.b.c" raises when "a.b" is missing.
+    return importlib.util.find_spec("cs236781.grading") is not None
+
+
+def _add_grade(sub) -> None:
+    """``grade`` (course staff); absent in the student hand-out, which has no grader."""
+    if not _has_grader():
+        return
+    grade = sub.add_parser(
+        "grade", help="grade one submission (course staff)",
+        description="Grade a submission zip (or folder) in a sandbox: each part's code runs in "
+        "a child process, the grader judges its outputs against its own oracles; writes "
+        "OUT/results.json (Gradescope's format) and OUT/answers.md and prints a table. Exit 0: "
+        "graded; 2: not gradable (results.json says why).")
+    grade.add_argument("submission", metavar="ZIP", help="the submission zip or folder")
+    grade.add_argument("--out", "-o", default=None, metavar="OUT",
+                       help="output folder (default: grading/<zip name>)")
+    grade.add_argument("--rubric", default=None, metavar="FILE",
+                       help="rubric TOML (default: the committed cs236781/grading/rubric.toml)")
+    grade.add_argument("--run-notebooks", action="store_true",
+                       help="also re-execute the notebooks in quick mode inside the sandbox")
+    grade.set_defaults(func=_cmd_grade)
+
+
 def _add_timeout(parser: argparse.ArgumentParser) -> None:
     from cs236781.notebooks import DEFAULT_CELL_TIMEOUT
 
@@ -180,6 +224,21 @@ def _cmd_prepare_dist(args) -> int:
     return EXIT_OK
 
 
+def _cmd_grade(args) -> int:
+    from cs236781.grading.grade import grade, table
+
+    src = Path(args.submission)
+    out = Path(args.out) if args.out else Path("grading") / (src.stem if src.suffix == ".zip" else src.name)
+    result = grade(src, out, rubric_path=args.rubric, run_notebooks=args.run_notebooks,
+                   progress=lambda line: print(line, flush=True))
+    print(table(result))
+    print(f"results: {out / 'results.json'}")
+    if not result.gradable:
+        print(f"error: {result.output[-1]}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def _cmd_clear_nb(args) -> int:
     from cs236781.jupyter_utils import nbconvert
 
@@ -196,6 +255,10 @@ def _is_user_error(err: Exception) -> bool:
     from cs236781.dist import DistError
     from cs236781.submission import SubmissionError
 
+    if _has_grader():
+        from cs236781.grading.grade import RubricError
+        if isinstance(err, RubricError):
+            return True
     return isinstance(err, (DistError, SubmissionError, FileNotFoundError, NotADirectoryError,
                             ValueError))
 

@@ -4,8 +4,9 @@ Every Python file is stripped with :func:`cs236781.answers.clear_solutions` (the
 implementation of the stripping: solution blocks become ``raise NotImplementedError()`` and
 written answers a placeholder; see that module for the marker rules), every notebook is cleared
 of outputs and execution counts, and every other file is copied byte for byte, among them the
-reference tensors of ``tests/assets/`` and their manifest. Problems in several files are
-reported together and nothing is written then.
+reference tensors of ``tests/assets/`` and their manifest. The grader (``cs236781/grading/``,
+its rubric, tests and benchmark: :data:`GRADER_EXCLUDE`) is left out. Problems in several
+files are reported together and nothing is written then.
 """
 import fnmatch
 import os
@@ -22,9 +23,13 @@ from cs236781.notebooks import clear_notebook
 DIST_CONTENTS = ("hw2", "cs236781", "tests", "benchmarks", "Part*.ipynb", "README.md",
                  "pyproject.toml", "environment.yml", "Makefile", ".ci", "py-sbatch.sh",
                  ".gitignore", "main.py")
+#: The course staff's grader, never in the hand-out (path components, as ``DIST_EXCLUDE``):
+#: its package (with the rubric and the probes), its tests and their helpers, its benchmark.
+GRADER_EXCLUDE = ("grading", "grading_*.py", "test_grade*.py", "test_grader*.py",
+                  "test_grading*.py", "bench_grader*.py")
 #: Never copied.
 DIST_EXCLUDE = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info", ".DS_Store",
-                ".pytest_cache")
+                ".pytest_cache") + GRADER_EXCLUDE
 #: Folders created empty in the hand-out (students fill them).
 EMPTY_DIRS = ("results",)
 

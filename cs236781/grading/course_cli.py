@@ -1,0 +1,155 @@
+"""The ``grade-all`` sub-command of ``python -m cs236781`` (and ``python main.py``).
+
+``grade-all SUBMISSION... -o OUT [--jobs N] [--timeout S] [--rubric FILE] [--run-notebooks]
+[--similarity-threshold X] [--slurm] [cluster flags]``: grade every submission into
+``OUT/<id>/`` and write ``OUT/grades.csv``, ``summary.md``, ``summary.png`` and
+``similarity.md`` (:func:`cs236781.grading.batch.grade_all`). With ``--slurm`` (or
+``--cluster``), the gradings run as one submitit job array with the cluster flags of
+``python -m hw2.experiments grid-submit`` (``--partition``, ``--timeout-min``, ``--gpus``,
+``--cpus``, ``--array-parallelism``, ``--cluster``, ``--log-dir``, ``--conda-env``); grading
+needs no GPU, so ``--gpus`` defaults to 0 here.
+
+Exit status: 0 when every submission was graded or found not gradable, 1 when some timed
+out, crashed or failed (they are listed in summary.md; the others are graded), 2 for a usage
+error (one line on stderr), 130 when interrupted (Ctrl-C: the gradings running are stopped, the
+finished ones kept; the same command grades the rest).
+"""
+import argparse
+import os
+import sys
+
+__all__ = ["add_grade_all"]
+
+EXIT_ALL_GRADED, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def add_grade_all(sub) -> None:
+    """Add ``grade-all`` to the sub-command parsers ``sub``."""
+    from cs236781.grading.batch import DEFAULT_TIMEOUT_S
+    from cs236781.grading.similarity import DEFAULT_THRESHOLD
+
+    p = sub.add_parser(
+        "grade-all", help="grade a whole course's submissions (course staff)",
+        description="Grade each submission (a zip from prepare-submission, a submission folder, "
+        "or a folder of zips) with the grade command in a process of its own, in parallel or as "
+        "a Slurm array, into OUT/<id>/; then write OUT/grades.csv, summary.md, summary.png and "
+        "similarity.md. A submission graded before, whose zip and rubric are unchanged, is "
+        "not graded again.")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                   help="submission zips or folders, or folders of zips")
+    p.add_argument("--out-dir", "-o", dest="out_dir", required=True, metavar="OUT",
+                   help="output folder (created)")
+    p.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                   help=f"submissions graded at once here (default: the CPU cores, "
+                   f"{os.cpu_count()})")
+    p.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT_S,
+                   metavar="SECONDS", help="wall-time limit of one submission's grading "
+                   f"(default: {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--rubric", default=None, metavar="FILE",
+                   help="rubric file for every submission (default: the grader's own)")
+    p.add_argument("--run-notebooks", action="store_true",
+                   help="have grade re-execute each submission's notebooks in quick mode too")
+    p.add_argument("--similarity-threshold", type=_share, default=DEFAULT_THRESHOLD,
+                   metavar="X", help="report pairs of files with at least this share of "
+                   f"code in common, 0..1 (default: {DEFAULT_THRESHOLD:g})")
+    # The flags of grid-submit; a flag not given keeps hw2.cluster.ClusterSettings' default
+    # (checked there, so hw2 and torch are imported only when a cluster is asked for).
+    c = p.add_argument_group("cluster (grade as one submitit job array)")
+    c.add_argument("--slurm", action="store_true",
+                   help="grade on Slurm (the same as --cluster slurm)")
+    c.add_argument("--cluster", default=None, metavar="{slurm,local,debug}",
+                   help="grade as a submitit array on this executor")
+    c.add_argument("--partition", "-p", default=None, help="Slurm partition")
+    c.add_argument("--timeout-min", type=int, default=None,
+                   help="time limit per job, minutes (default: --timeout plus 2 minutes)")
+    c.add_argument("--gpus", type=int, default=0, help="GPUs per job (0)")
+    c.add_argument("--cpus", type=int, default=None, help="CPU cores per job (as grid-submit)")
+    c.add_argument("--array-parallelism", type=int, default=None,
+                   help="at most this many jobs at once (Slurm)")
+    c.add_argument("--log-dir", default=None,
+                   help="submitit's job folder (default: OUT/submitit-logs)")
+    c.add_argument("--conda-env", default=None,
+                   help="conda environment to activate in each Slurm job")
+    p.set_defaults(func=_cmd_grade_all)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
+def cluster_settings(args):
+    """The :class:`hw2.cluster.ClusterSettings` of the flags; None to grade here.
+
+    :raises CliError: For a bad cluster flag, or --jobs together with a cluster.
+    """
+    from cs236781.cli import CliError
+    from hw2.cluster import ClusterSettings
+
+    cluster = "slurm" if args.slurm else args.cluster
+    if args.slurm and args.cluster not in (None, "slurm"):
+        raise CliError(f"--slurm and --cluster {args.cluster} contradict each other; give one")
+    if cluster is None:
+        return None
+    if args.jobs is not None:
+        raise CliError("--jobs is for grading here; on a cluster use --array-parallelism")
+    given = dict(partition=args.partition, cpus=args.cpus,
+                 array_parallelism=args.array_parallelism, conda_env=args.conda_env)
+    try:
+        return ClusterSettings(
+            cluster=cluster, log_dir=args.log_dir or os.path.join(args.out_dir, "submitit-logs"),
+            timeout_min=(args.timeout_min if args.timeout_min is not None
+                         else int(-(-args.timeout // 60)) + 2),
+            gpus=args.gpus, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as err:
+        raise CliError(str(err)) from None
+
+
+def _cmd_grade_all(args) -> int:
+    from cs236781.cli import CliError
+    from cs236781.grading.batch import FINAL, GradeAllError, grade_all
+
+    settings = cluster_settings(args)
+    refusals = (GradeAllError,)
+    if settings is not None:  # the scheduler's refusal (hw2 is imported for a cluster only)
+        from hw2.validation import UsageError
+
+        refusals += (UsageError,)
+    try:
+        records = grade_all(args.submissions, args.out_dir, jobs=args.jobs, timeout_s=args.timeout,
+                            rubric=args.rubric, run_notebooks=args.run_notebooks,
+                            slurm=settings,
+                            similarity_threshold=args.similarity_threshold)
+    except refusals as err:
+        raise CliError(str(err)) from None
+    except KeyboardInterrupt:
+        print(f"grade-all: interrupted; the gradings running were stopped, those finished are "
+              f"in {args.out_dir}; the same command grades the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failed = [r for r in records if r.status not in FINAL]
+    return EXIT_SOME_FAILED if failed else EXIT_ALL_GRADED
