@@ -304,7 +304,8 @@ def test_pad_ignores_other_messages_and_rejects_a_malformed_stroke(digits_centro
     pad.canvas._handle_custom_msg("not a dict", [])
     assert not pad.image.any()
     with pytest.raises(ValueError, match=r"\(x, y\) pairs"):
-        send_stroke(pad, [(1, 2, 3)])
+        pad.add_stroke([(1, 2, 3)])
+    assert not pad.image.any()
 
 
 def test_pad_displays_as_its_widget_and_says_what_it_needs_without_one(digits_centroid_model):
@@ -329,3 +330,25 @@ def test_the_widget_front_end_is_the_packaged_module(digits_centroid_model):
 def test_image_processing_and_widget_modules_stay_small():
     for module in (dp, pad_image):
         assert len(Path(module.__file__).read_text().splitlines()) < 500, module.__name__
+
+
+def test_without_a_widget_front_end_the_pad_is_one_line_of_text(digits_centroid_model, tmp_path):
+    """nbconvert's HTML of a saved notebook (no widget state) and a plain terminal."""
+    import subprocess
+    import sys
+
+    import nbformat.v4 as v4
+    from nbconvert import HTMLExporter
+
+    pad = pad_for(digits_centroid_model, (1, 8, 8))
+    output = v4.new_output("display_data", data=pad._repr_mimebundle_())
+    html, _ = HTMLExporter().from_notebook_node(v4.new_notebook(cells=[v4.new_code_cell("pad", outputs=[output])]))
+    assert f"<pre>{repr(pad)}: {dp.NO_WIDGETS}.</pre>" in html
+    assert "Traceback" not in html
+    # A plain Python shell: printing the pad is its repr, and building one raises nothing.
+    code = ("import torch; from cs236781.drawing_pad import pad_for; "
+            "print(pad_for(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), (8, 8)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=__import__("helpers").child_env())
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("DrawingPad(model=Sequential, in_size=(1, 8, 8)")
