@@ -103,8 +103,10 @@ class JupyterLab:
         return self.proc is not None and self.proc.poll() is None
 
     def lab_url(self, path: str = "") -> str:
-        """The address that opens ``path`` (relative to the root) in JupyterLab, token included."""
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """The address that opens ``path`` (relative to the root) in JupyterLab, token included,
+        in a fresh workspace of its own (only that document open)."""
+        workspace = "".join(c if c.isalnum() else "-" for c in path) or "root"
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={self.token}"
 
     def _environment(self) -> Dict[str, str]:
         env = dict(os.environ)

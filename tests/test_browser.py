@@ -109,6 +109,7 @@ def prompts(page):
 def wait_until_run(page, timeout):
     """Wait until every code cell has an execution count; fail at the first error output."""
     deadline, idle_since, started = time.monotonic() + timeout, None, False
+    retry_at = time.monotonic() + 60
     while True:
         errors = error_text(page)
         if errors:
@@ -117,6 +118,9 @@ def wait_until_run(page, timeout):
         if marks and all(re.fullmatch(r"\[\d+\]:", m) for m in marks):
             return len(marks)
         started = started or any(m != "[ ]:" for m in marks)
+        if not started and retry_at and time.monotonic() > retry_at:
+            run_all_from_menu(page)  # the first click went nowhere (a busy page): once more
+            retry_at = None
         idle = page.query_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
         idle_since = (idle_since or time.monotonic()) if started and idle and "[*]:" not in marks else None
         if idle_since and time.monotonic() - idle_since > 30:
