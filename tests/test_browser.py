@@ -157,7 +157,7 @@ def run_code(page, code, timeout=120.0):
     page.keyboard.press("b")
     page.keyboard.press("Enter")
     page.keyboard.insert_text(code)
-    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Control+Enter")  # run it and stay: Shift+Enter would add a cell below
     cell = page.locator(".jp-Notebook .jp-CodeCell").last
     deadline = time.monotonic() + timeout
     while not re.fullmatch(r"\[\d+\]:", cell.locator(".jp-InputArea-prompt").text_content().strip()):
