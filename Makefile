@@ -10,7 +10,7 @@ STAMP := $(VENV)/.hw2-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast bench gpu-proof clean
+.PHONY: install demo test test-fast test-browser bench gpu-proof clean
 
 install: $(STAMP)
 
@@ -28,6 +28,13 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The notebooks and the drawing pad in JupyterLab in a headless Chromium (tests/test_browser*.py,
+# also part of `make test`). Installs Debian's chromium when missing and it can (root, apt-get);
+# without Chromium the tests skip, saying why. Screenshots and timings go to build/browser/.
+test-browser: $(STAMP)
+	bash .ci/system-packages.sh
+	$(PY) -m pytest -q -m browser $(PYTEST_ARGS)
 
 # Every figure the Part 2, 3 and 5 answers cite, as JSON files in results/evidence/ (CPU, one
 # torch thread). `$(PY) -m evidence --check` reruns it and compares with the committed files.

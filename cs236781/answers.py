@@ -1,7 +1,8 @@
 """Written answers and solution blocks.
 
 In a notebook, :func:`display_answer` renders an answer (markdown with LaTeX). For the student
-hand-out, :func:`clear_solutions` strips a reference solution:
+hand-out, :func:`strip_solutions` strips a reference solution (:func:`clear_solutions` is the
+same with the course's ``main.py`` contract: ``(new_content or None, n_code, n_answers)``):
 
 * a **solution block** is fenced by two comment lines, each alone on its line::
 
@@ -25,7 +26,7 @@ import ast
 import io
 import re
 import tokenize
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from IPython.display import Markdown, display
 
@@ -101,7 +102,23 @@ def display_answer(content: str) -> None:
     display(Markdown(content))
 
 
-def clear_solutions(py_file_content: str, filename: str = "<string>") -> str:
+def clear_solutions(py_file_content: str) -> Tuple[Optional[str], int, int]:
+    """Strip a Python source the way the course's ``main.py prepare-dist`` expects.
+
+    :param py_file_content: The source of one ``.py`` file.
+    :return: ``(stripped source, solution blocks replaced, answers replaced)``; the source is
+        None when there was nothing to strip (the caller then leaves the file alone).
+    :raises MarkerError: As :func:`strip_solutions`.
+    """
+    if not isinstance(py_file_content, str):
+        raise TypeError(f"py_file_content must be a str, got {type(py_file_content).__name__}")
+    n_blocks, n_answers = count_solutions(py_file_content)
+    if not n_blocks and not n_answers:
+        return None, 0, 0
+    return strip_solutions(py_file_content), n_blocks, n_answers
+
+
+def strip_solutions(py_file_content: str, filename: str = "<string>") -> str:
     """Strip every solution block and written answer from a Python source.
 
     :param py_file_content: The source of one ``.py`` file.
@@ -275,6 +292,6 @@ def _check_raises_in_functions(source: str, filename: str, raise_lines: Dict[int
 
 
 def count_solutions(py_file_content: str, filename: str = "<string>") -> Tuple[int, int]:
-    """:return: ``(solution blocks, written answers)`` that :func:`clear_solutions` strips."""
+    """:return: ``(solution blocks, written answers)`` that :func:`strip_solutions` strips."""
     n_answers = len(find_answers(py_file_content, filename))
     return len(find_blocks(py_file_content, filename)), n_answers

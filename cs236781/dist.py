@@ -1,6 +1,6 @@
 """Make the student hand-out from the reference solution.
 
-Every Python file is stripped with :func:`cs236781.answers.clear_solutions` (the one
+Every Python file is stripped with :func:`cs236781.answers.strip_solutions` (the one
 implementation of the stripping: solution blocks become ``raise NotImplementedError()`` and
 written answers a placeholder; see that module for the marker rules), every notebook is cleared
 of outputs and execution counts, and every other file is copied byte for byte, among them the
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from cs236781.answers import MarkerError, clear_solutions, count_solutions
+from cs236781.answers import MarkerError, strip_solutions, count_solutions
 from cs236781.notebooks import clear_notebook
 
 #: What the hand-out contains, relative to the source root: folders are taken recursively,
@@ -123,7 +123,7 @@ def _transform(path: Path, name: str) -> Tuple[bytes, int, int]:
     if path.suffix == ".py":
         source = _read_text(path, name)
         n_blocks, n_answers = count_solutions(source, name)
-        return clear_solutions(source, name).encode("utf-8"), n_blocks, n_answers
+        return strip_solutions(source, name).encode("utf-8"), n_blocks, n_answers
     if path.suffix == ".ipynb":
         import nbformat
 

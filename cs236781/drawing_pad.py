@@ -1,261 +1,68 @@
-"""A drawing pad for hand-drawn digits, and the plain functions behind it.
+"""A drawing pad for hand-drawn digits: draw with the mouse in a notebook, the model guesses.
 
-The image processing is ordinary numpy/torch code that runs and is tested without a browser:
+The pad is a small anywidget (:class:`PadCanvas`, front end in ``pad_canvas.js``) inside an
+ipywidgets layout with reset / blur / predict buttons, a preview of the model's input and the
+class probabilities. Ink is painted by the browser as the pointer moves; the kernel receives
+each stroke when it ends and keeps the drawing (:attr:`DrawingPad.image`, the source of truth),
+which it sends back as a PNG. Because the drawing is widget state, a reloaded page (or the pad
+displayed again) shows it and keeps working.
 
-- :func:`new_canvas`, :func:`draw_stroke`: white-on-black strokes on a float canvas ``(H, W)``;
-- :func:`blur`: a Gaussian blur (zero outside the canvas);
-- :func:`resize`: anti-aliased resampling to any size;
-- :func:`preprocess`: MNIST-style normalisation of a drawing to the model's input size: crop the
-  ink, scale its longer side to a box (20 of 28 pixels for MNIST-sized inputs), place it so that
-  its centre of mass is the frame's centre, intensities in [0, 1];
-- :func:`predict`: run a model on a preprocessed image, returning the class and probabilities.
-
-:class:`DrawingPad` is the thin notebook widget on top (an ``ipycanvas.Canvas`` with reset, blur
-and predict buttons); :func:`pad_for` builds one, so a notebook needs two lines::
+The image processing (strokes, blur, MNIST-style preprocessing, prediction) is plain code in
+:mod:`cs236781.pad_image`; its names are re-exported here. A notebook needs two lines::
 
     from cs236781.drawing_pad import pad_for
     pad_for(model, in_size=(1, 28, 28))
 """
-import io
-import math
-from typing import NamedTuple, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Optional, Sequence
 
+import anywidget
 import numpy as np
 import torch
-import torch.nn.functional as F
+import traitlets
 
-#: Share of the frame taken by the digit's longer side in MNIST (20 pixels of 28).
-MNIST_FILL = 20 / 28
-#: Below this side length the frame is filled completely (like scikit-learn's 8x8 digits).
-SMALL_FRAME = 16
+from cs236781.pad_image import (MNIST_FILL, SMALL_FRAME, Prediction, blur, center_of_mass,  # noqa: F401
+                                chw_size, default_fill, draw_stroke, gaussian_kernel, hw_size,
+                                new_canvas, png_bytes, positive_number, predict, preprocess,
+                                resize, to_model_input)
+
+#: Side of the preview of the model's input, in screen pixels.
+PREVIEW_SIDE = 112
+#: What a front end without widgets (nbconvert HTML, a terminal) shows instead of the pad.
+NO_WIDGETS = ("the drawing pad is a Jupyter widget: open the notebook in JupyterLab or Jupyter "
+              "Notebook with a running kernel to draw")
 
 
-class Prediction(NamedTuple):
-    """A model's answer for one drawing.
+class PadCanvas(anywidget.AnyWidget):
+    """The canvas of the pad: the browser paints the ink and sends each finished stroke.
 
-    label: index of the most probable class.
-    probs: class probabilities, ``(num_classes,)``, summing to 1.
-    name: the class name (``str(label)`` when no names were given).
+    size: side of the square canvas in pixels. stroke_width: pen width in pixels.
+    image: the kernel's drawing as a grey PNG (empty: a black canvas).
     """
 
-    label: int
-    probs: np.ndarray
-    name: str
+    _esm = Path(__file__).with_name("pad_canvas.js")
+    size = traitlets.Int(280).tag(sync=True)
+    stroke_width = traitlets.Float(25.0).tag(sync=True)
+    image = traitlets.Bytes(b"").tag(sync=True)
 
-
-def new_canvas(size=280) -> np.ndarray:
-    """An empty (black) canvas.
-
-    :param size: ``S`` for a square canvas or ``(H, W)``.
-    :return: float32 zeros, ``(H, W)``.
-    """
-    h, w = _hw("size", size)
-    return np.zeros((h, w), dtype=np.float32)
-
-
-def draw_stroke(canvas: np.ndarray, points: Sequence[Tuple[float, float]], width: float) -> np.ndarray:
-    """Draw a poly-line with round ends and anti-aliased edges onto ``canvas``, in place.
-
-    Coordinates are those of an HTML canvas: ``(x, y)`` = (column, row) in pixels, with pixel
-    ``(i, j)`` covering ``[j, j+1) x [i, i+1)``. Ink is 1.0; a pixel keeps the brighter of its
-    old value and the stroke's coverage.
-
-    :param canvas: float array ``(H, W)``, modified in place.
-    :param points: One or more ``(x, y)`` points; a single point draws a dot.
-    :param width: Stroke width in pixels (> 0).
-    :return: ``canvas``.
-    """
-    _check_image("canvas", canvas)
-    if not isinstance(canvas, np.ndarray) or not np.issubdtype(canvas.dtype, np.floating):
-        raise TypeError(f"canvas must be a floating numpy array, got {type(canvas).__name__}")
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
-        raise ValueError(f"points must be a non-empty sequence of (x, y) pairs, got shape {pts.shape}")
-    width = _positive("width", width)
-    radius = width / 2.0
-    segments = zip(pts[:-1], pts[1:]) if len(pts) > 1 else [(pts[0], pts[0])]
-    for a, b in segments:
-        _draw_segment(canvas, a, b, radius)
-    return canvas
-
-
-def gaussian_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """A normalised 1-D Gaussian of standard deviation ``sigma``, radius ``int(truncate*sigma+0.5)``."""
-    radius = int(truncate * sigma + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def blur(image: np.ndarray, sigma: float = 1.0, truncate: float = 4.0) -> np.ndarray:
-    """Gaussian blur with zeros outside the image.
-
-    The total intensity is preserved except for what spreads past the border.
-
-    :param image: ``(H, W)`` array.
-    :param sigma: Standard deviation in pixels (>= 0; 0 returns a copy).
-    :param truncate: The kernel reaches ``truncate * sigma`` pixels.
-    :return: A new float64 array ``(H, W)``.
-    """
-    img = _check_image("image", image).astype(np.float64)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-        raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
-    if sigma == 0:
-        return img
-    k = gaussian_kernel(float(sigma), truncate)
-    return _convolve_axis(_convolve_axis(img, k, 0), k, 1)
-
-
-def resize(image: np.ndarray, size) -> np.ndarray:
-    """Resample an image to ``size``.
-
-    Shrinking averages the source pixels that fall into each output pixel (exact block means for
-    integer factors); enlarging interpolates bilinearly.
-
-    :param image: ``(H, W)`` array.
-    :param size: ``S`` or ``(h, w)``.
-    :return: float64 ``(h, w)``.
-    """
-    img = _check_image("image", image)
-    h, w = _hw("size", size)
-    t = torch.as_tensor(np.asarray(img, dtype=np.float64))[None, None]
-    if h <= img.shape[0] and w <= img.shape[1]:
-        out = F.adaptive_avg_pool2d(t, (h, w))
-    else:
-        out = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    return out[0, 0].numpy()
-
-
-def center_of_mass(image: np.ndarray) -> Tuple[float, float]:
-    """Intensity-weighted mean ``(row, column)`` of the pixel indices.
-
-    :raises ValueError: If the image has no positive mass.
-    """
-    img = _check_image("image", image).astype(np.float64)
-    total = img.sum()
-    if not total > 0:
-        raise ValueError("image is empty: the centre of mass is undefined")
-    rows = np.arange(img.shape[0]) @ img.sum(axis=1) / total
-    cols = np.arange(img.shape[1]) @ img.sum(axis=0) / total
-    return float(rows), float(cols)
-
-
-def default_fill(size) -> float:
-    """How much of a frame of ``size`` the digit's longer side takes: 20/28 like MNIST, or all of
-    it for small frames (side < 16, e.g. the 8x8 digits)."""
-    h, w = _hw("size", size)
-    return MNIST_FILL if min(h, w) >= SMALL_FRAME else 1.0
-
-
-def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
-               ink_threshold: float = 0.1) -> np.ndarray:
-    """Turn a drawing into a model input the way MNIST was made.
-
-    1. crop to the ink (pixels above ``ink_threshold`` times the maximum);
-    2. pad the crop to a square and resample it to ``fill * min(h, w)`` pixels;
-    3. paste it into the ``(h, w)`` frame so that its centre of mass lands on the frame's centre
-       ``((h-1)/2, (w-1)/2)``, rounded to whole pixels;
-    4. scale intensities to [0, 1] (maximum 1).
-
-    An empty canvas gives an all-zero image.
-
-    :param canvas: ``(H, W)`` drawing, ink > 0 on a 0 background.
-    :param size: Output ``(h, w)`` (or ``S``): the model's image size.
-    :param fill: Share of the frame for the digit's longer side; default :func:`default_fill`.
-    :param ink_threshold: Relative intensity counted as ink when cropping, in (0, 1).
-    :return: float32 ``(h, w)`` in [0, 1].
-    """
-    img = _check_image("canvas", canvas).astype(np.float64)
-    h, w = _hw("size", size)
-    fill = default_fill((h, w)) if fill is None else fill
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
-        raise ValueError(f"fill must be a number in (0, 1], got {fill!r}")
-    if not 0 < ink_threshold < 1:
-        raise ValueError(f"ink_threshold must be in (0, 1), got {ink_threshold!r}")
-    if (img < 0).any():
-        raise ValueError("canvas must be non-negative (ink > 0 on a 0 background)")
-    frame = np.zeros((h, w), dtype=np.float64)
-    if not img.max() > 0:
-        return frame.astype(np.float32)
-    digit = resize(_square_crop(img, ink_threshold), max(1, round(fill * min(h, w))))
-    digit = np.clip(digit, 0.0, None)
-    _paste_centred(frame, digit)
-    peak = frame.max()
-    if peak > 0:
-        frame /= peak
-    return np.clip(frame, 0.0, 1.0).astype(np.float32)
-
-
-def to_model_input(image: np.ndarray, in_size, device=None, dtype=torch.float32) -> torch.Tensor:
-    """A preprocessed image as a batch of one for a model with input ``in_size``.
-
-    :param image: ``(H, W)`` with ``(H, W)`` equal to the last two entries of ``in_size``.
-    :param in_size: ``(C, H, W)``; the image is repeated over the ``C`` channels.
-    :return: ``(1, C, H, W)`` tensor.
-    """
-    c, h, w = _chw(in_size)
-    img = _check_image("image", image)
-    if img.shape != (h, w):
-        raise ValueError(f"image must have the model's spatial size {(h, w)}, got {img.shape}")
-    x = torch.as_tensor(np.ascontiguousarray(img), dtype=dtype, device=device)
-    return x.expand(c, h, w).reshape(1, c, h, w).contiguous()
-
-
-def predict(model: torch.nn.Module, image: np.ndarray, in_size=None,
-            classes: Optional[Sequence[str]] = None) -> Prediction:
-    """Classify one preprocessed image.
-
-    Uses ``model.predict_proba`` when the model has it (hw2 classifiers), else a softmax over
-    the model's output scores. The model runs in eval mode without gradients; its training mode
-    is restored afterwards.
-
-    :param model: Maps ``(1, C, H, W)`` to class scores ``(1, K)``, K >= 2.
-    :param image: ``(H, W)`` in [0, 1], e.g. from :func:`preprocess`.
-    :param in_size: ``(C, H, W)``; default ``(1, H, W)``.
-    :param classes: ``K`` class names.
-    :return: A :class:`Prediction`.
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    img = _check_image("image", image)
-    in_size = (1, *img.shape) if in_size is None else in_size
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else None
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    x = to_model_input(img, in_size, device=device, dtype=dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if hasattr(model, "predict_proba"):
-                probs = model.predict_proba(x)
-            else:
-                scores = model(x)
-                _check_scores(scores)
-                probs = torch.softmax(scores.to(torch.float64), dim=1)
-    finally:
-        model.train(was_training)
-    _check_scores(probs)
-    p = probs[0].detach().to("cpu", torch.float64).numpy()
-    label = int(np.argmax(p))
-    if classes is not None and len(classes) != len(p):
-        raise ValueError(f"classes must name all {len(p)} model outputs, got {len(classes)} names")
-    return Prediction(label, p, str(classes[label]) if classes is not None else str(label))
+    def __repr__(self) -> str:
+        return f"PadCanvas(size={self.size}, stroke_width={self.stroke_width:g})"
 
 
 class DrawingPad:
     """A notebook widget: draw with the mouse, then reset / blur / predict.
 
-    The drawing lives in :attr:`image` (a float canvas, the source of truth); the browser canvas
-    only mirrors it. Displaying the pad (last expression of a cell) shows :attr:`widget`.
+    The drawing lives in :attr:`image`, ``(canvas_size, canvas_size)`` floats in [0, 1]; the
+    browser canvas mirrors it. Displaying the pad (last expression of a cell) shows
+    :attr:`widget`.
 
-    :param model: The classifier, see :func:`predict`.
+    :param model: The classifier, see :func:`cs236781.pad_image.predict`.
     :param in_size: Model input ``(C, H, W)`` (or ``(H, W)``).
     :param classes: Class names (default: the label numbers).
     :param canvas_size: Side of the square drawing area in screen pixels.
     :param stroke_width: Pen width in canvas pixels (default: scaled to the frame size).
     :param blur_sigma: Blur strength in canvas pixels (default: half an output pixel).
-    :param fill: See :func:`preprocess`.
+    :param fill: See :func:`cs236781.pad_image.preprocess`.
     :param predict_on_release: Also predict whenever a stroke ends.
     """
 
@@ -266,19 +73,18 @@ class DrawingPad:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        self.in_size = _chw(in_size)
+        self.in_size = chw_size(in_size)
         self.classes = None if classes is None else [str(c) for c in classes]
-        self.canvas_size = _hw("canvas_size", canvas_size)[0]
+        self.canvas_size = hw_size("canvas_size", canvas_size)[0]
         frame = min(self.in_size[1:])
         small = frame < SMALL_FRAME
-        self.stroke_width = _positive("stroke_width", stroke_width if stroke_width is not None
-                                      else self.canvas_size * (0.15 if small else 0.09))
-        self.blur_sigma = _positive("blur_sigma", blur_sigma if blur_sigma is not None
-                                    else 0.5 * self.canvas_size / frame)
+        self.stroke_width = positive_number("stroke_width", stroke_width if stroke_width is not None
+                                            else self.canvas_size * (0.15 if small else 0.09))
+        self.blur_sigma = positive_number("blur_sigma", blur_sigma if blur_sigma is not None
+                                          else 0.5 * self.canvas_size / frame)
         self.fill = fill
         self.image = new_canvas(self.canvas_size)
         self.last_prediction: Optional[Prediction] = None
-        self._pen: Optional[Tuple[float, float]] = None
         self._build_widgets(predict_on_release)
         self.reset()
 
@@ -287,23 +93,33 @@ class DrawingPad:
                 f"canvas_size={self.canvas_size}, stroke_width={self.stroke_width:g})")
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = f"{self!r}: {NO_WIDGETS}."
+        return bundle
 
     # -- actions -------------------------------------------------------------------------------
+    def add_stroke(self, points) -> None:
+        """Add one finished stroke (what the browser sends when the pointer is released).
+
+        :param points: ``(x, y)`` canvas positions along the stroke, one or more.
+        """
+        draw_stroke(self.image, points, self.stroke_width)
+        self._show_drawing()
+        if self.auto.value:
+            self.predict()
+
     def reset(self) -> None:
         """Clear the drawing, the preview and the prediction."""
         self.image[...] = 0.0
-        self._pen = None
         self.last_prediction = None
-        self.canvas.fill_style = "black"
-        self.canvas.fill_rect(0, 0, self.canvas_size, self.canvas_size)
+        self._show_drawing()
         self._show_preview(np.zeros(self.in_size[1:], dtype=np.float32))
         self.result.value = "<i>Draw a digit, then press predict.</i>"
 
     def blur(self) -> None:
         """Blur the drawing (so thin strokes look more like the training images)."""
         self.image[...] = np.clip(blur(self.image, self.blur_sigma), 0.0, 1.0)
-        self.canvas.put_image_data(_to_uint8(self.image), 0, 0)
+        self._show_drawing()
         self._show_preview(self.model_image())
 
     def model_image(self) -> np.ndarray:
@@ -318,46 +134,19 @@ class DrawingPad:
         self.result.value = _probability_html(self.last_prediction, self.classes)
         return self.last_prediction
 
-    # -- pen -------------------------------------------------------------------------------------
-    def pen_down(self, x: float, y: float) -> None:
-        """Start a stroke at canvas position ``(x, y)`` (draws a dot)."""
-        self._pen = (float(x), float(y))
-        draw_stroke(self.image, [self._pen], self.stroke_width)
-        self.canvas.fill_style = "white"
-        self.canvas.fill_circle(x, y, self.stroke_width / 2)
-
-    def pen_move(self, x: float, y: float) -> None:
-        """Continue the stroke to ``(x, y)``; ignored while the pen is up."""
-        if self._pen is None:
-            return
-        start, self._pen = self._pen, (float(x), float(y))
-        draw_stroke(self.image, [start, self._pen], self.stroke_width)
-        self.canvas.stroke_line(start[0], start[1], x, y)
-
-    def pen_up(self, x: Optional[float] = None, y: Optional[float] = None) -> None:
-        """End the stroke (and predict when ``predict on release`` is ticked)."""
-        if self._pen is None:
-            return
-        self._pen = None
-        if self.auto.value:
-            self.predict()
-
     # -- widgets ---------------------------------------------------------------------------------
+    def _on_message(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("type") == "stroke":
+            self.add_stroke(content.get("points"))
+
     def _build_widgets(self, predict_on_release: bool) -> None:
         import ipywidgets as widgets
-        from ipycanvas import Canvas
 
         side = self.canvas_size
-        self.canvas = Canvas(width=side, height=side, layout=widgets.Layout(
-            width=f"{side}px", height=f"{side}px", border="1px solid #888"))
-        self.canvas.line_cap = "round"
-        self.canvas.line_join = "round"
-        self.canvas.stroke_style = "white"
-        self.canvas.line_width = self.stroke_width
-        self.canvas.on_mouse_down(self.pen_down)
-        self.canvas.on_mouse_move(self.pen_move)
-        self.canvas.on_mouse_up(self.pen_up)
-        self.canvas.on_mouse_out(self.pen_up)
+        self.canvas = PadCanvas(size=side, stroke_width=self.stroke_width,
+                                layout=widgets.Layout(width=f"{side + 2}px", height=f"{side + 2}px",
+                                                      border="1px solid #888"))
+        self.canvas.on_msg(self._on_message)
         self.buttons = {}
         for name, action in (("reset", self.reset), ("blur", self.blur), ("predict", self.predict)):
             button = widgets.Button(description=name, layout=widgets.Layout(width="90px"))
@@ -366,7 +155,7 @@ class DrawingPad:
         self.auto = widgets.Checkbox(value=bool(predict_on_release), description="predict on release",
                                      indent=False)
         self.preview = widgets.Image(format="png", layout=widgets.Layout(
-            width="112px", height="112px", border="1px solid #888"))
+            width=f"{PREVIEW_SIDE}px", height=f"{PREVIEW_SIDE}px", border="1px solid #888"))
         self.result = widgets.HTML()
         h, w = self.in_size[1:]
         side_panel = widgets.VBox([widgets.HTML(f"<b>model input ({h}x{w})</b>"), self.preview,
@@ -376,11 +165,11 @@ class DrawingPad:
             widgets.HBox(list(self.buttons.values()) + [self.auto]),
         ])
 
+    def _show_drawing(self) -> None:
+        self.canvas.image = png_bytes(self.image) if self.image.any() else b""
+
     def _show_preview(self, small: np.ndarray) -> None:
-        h, w = small.shape
-        scale = max(1, 112 // max(h, w))
-        big = np.kron(_to_uint8(small), np.ones((scale, scale), dtype=np.uint8))
-        self.preview.value = _png_bytes(big)
+        self.preview.value = png_bytes(small, scale=max(1, PREVIEW_SIDE // max(small.shape)))
 
 
 def pad_for(model: torch.nn.Module, in_size, classes: Optional[Sequence[str]] = None,
@@ -393,130 +182,6 @@ def pad_for(model: torch.nn.Module, in_size, classes: Optional[Sequence[str]] = 
     :param kwargs: Passed to :class:`DrawingPad`.
     """
     return DrawingPad(model, in_size, classes=classes, **kwargs)
-
-
-# -- helpers -------------------------------------------------------------------------------------
-def _draw_segment(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> None:
-    h, w = canvas.shape
-    reach = radius + 1.0
-    r0 = max(0, int(math.floor(min(a[1], b[1]) - reach)))
-    r1 = min(h, int(math.ceil(max(a[1], b[1]) + reach)) + 1)
-    c0 = max(0, int(math.floor(min(a[0], b[0]) - reach)))
-    c1 = min(w, int(math.ceil(max(a[0], b[0]) + reach)) + 1)
-    if r0 >= r1 or c0 >= c1:
-        return
-    ys, xs = np.mgrid[r0:r1, c0:c1]
-    px, py = xs + 0.5, ys + 0.5
-    d = b - a
-    length2 = float(d @ d)
-    if length2 > 0:
-        t = np.clip(((px - a[0]) * d[0] + (py - a[1]) * d[1]) / length2, 0.0, 1.0)
-    else:
-        t = np.zeros_like(px)
-    dist = np.hypot(px - (a[0] + t * d[0]), py - (a[1] + t * d[1]))
-    coverage = np.clip(radius + 0.5 - dist, 0.0, 1.0)
-    region = canvas[r0:r1, c0:c1]
-    np.maximum(region, coverage.astype(canvas.dtype), out=region)
-
-
-def _convolve_axis(img: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
-    radius = len(kernel) // 2
-    n = img.shape[axis]
-    pad = [(0, 0), (0, 0)]
-    pad[axis] = (radius, radius)
-    padded = np.pad(img, pad)
-    out = np.zeros_like(img)
-    for k, weight in enumerate(kernel):
-        window = padded[k:k + n, :] if axis == 0 else padded[:, k:k + n]
-        out += weight * window
-    return out
-
-
-def _square_crop(img: np.ndarray, ink_threshold: float) -> np.ndarray:
-    """The ink's bounding box, padded with zeros to a centred square."""
-    ink = img > ink_threshold * img.max()
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    side = max(crop.shape)
-    square = np.zeros((side, side), dtype=np.float64)
-    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
-    return square
-
-
-def _paste_centred(frame: np.ndarray, digit: np.ndarray) -> None:
-    """Add ``digit`` into ``frame`` so its centre of mass is on the frame's centre (clipped)."""
-    cy, cx = center_of_mass(digit)
-    top = int(round((frame.shape[0] - 1) / 2 - cy))
-    left = int(round((frame.shape[1] - 1) / 2 - cx))
-    fr0, fc0 = max(0, top), max(0, left)
-    fr1 = min(frame.shape[0], top + digit.shape[0])
-    fc1 = min(frame.shape[1], left + digit.shape[1])
-    if fr0 < fr1 and fc0 < fc1:
-        frame[fr0:fr1, fc0:fc1] += digit[fr0 - top:fr1 - top, fc0 - left:fc1 - left]
-
-
-def _check_image(name: str, image) -> np.ndarray:
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array (H, W), got {type(image).__name__}")
-    if image.ndim != 2 or 0 in image.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D array (H, W), got shape {image.shape}")
-    if not np.isfinite(image).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return image
-
-
-def _check_scores(scores) -> None:
-    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[0] != 1 \
-            or scores.shape[1] < 2:
-        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ValueError(f"model must return class scores of shape (1, K) with K >= 2 for one "
-                         f"image, got {shape}")
-
-
-def _hw(name: str, size) -> Tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = (int(s) for s in size)
-        ok = all(not isinstance(s, bool) and float(s) == int(s) for s in size) and h > 0 and w > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be a positive int or an (H, W) pair, got {size!r}")
-    return h, w
-
-
-def _chw(in_size) -> Tuple[int, int, int]:
-    try:
-        dims = tuple(int(s) for s in in_size)
-    except TypeError:
-        dims = ()
-    if len(dims) == 2:
-        dims = (1,) + dims
-    if len(dims) != 3 or min(dims) <= 0:
-        raise ValueError(f"in_size must be (C, H, W) or (H, W) with positive entries, got {in_size!r}")
-    return dims
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def _png_bytes(gray: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _probability_html(pred: Prediction, classes: Optional[Sequence[str]]) -> str:

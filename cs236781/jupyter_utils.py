@@ -9,6 +9,7 @@ import base64
 import html
 import mimetypes
 import os
+import subprocess
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -20,15 +21,25 @@ from cs236781 import notebooks as nbrun
 PathLike = Union[str, os.PathLike]
 
 
-class NotebookExecutionError(RuntimeError):
+class NotebookExecutionError(subprocess.CalledProcessError):
     """Executing a notebook failed (a cell raised, timed out, or the kernel died).
 
     path: the notebook; failure: what happened, e.g. ``'cell 3 failed: ZeroDivisionError: ...'``.
+
+    It is a ``subprocess.CalledProcessError`` (return code 1, the equivalent ``jupyter nbconvert``
+    command, ``failure`` as its output) because that is what the course's ``main.py`` catches
+    around :func:`nbconvert` to print its own "Got errors while executing notebook" message.
     """
 
     def __init__(self, path: Path, failure: str):
-        super().__init__(f"{path}: {failure}")
+        super().__init__(1, ["jupyter", "nbconvert", "--execute", str(path)], output=failure)
         self.path, self.failure = path, failure
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.failure}"
+
+    def __reduce__(self):
+        return type(self), (self.path, self.failure)
 
 
 def nbconvert(nb_path: PathLike, to: str = "html", execute: bool = False, inplace: bool = False,

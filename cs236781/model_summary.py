@@ -1,13 +1,34 @@
 """Layer-by-layer model summaries (layer, output shape, parameter count) via torchinfo."""
+import re
 from typing import Iterable, Sequence, Union
 
 import torch
 import torch.nn as nn
 from torchinfo import ModelStatistics, summary
 
-__all__ = ["summarize"]
+__all__ = ["summarize", "ModelSummary"]
 
 DEFAULT_COLUMNS = ("output_size", "num_params")
+
+
+class ModelSummary(ModelStatistics):
+    """torchinfo's statistics, printed with the multiply-adds in plain words.
+
+    torchinfo prints ``Total mult-adds (Units.MEGABYTES): 0.57`` on recent Pythons: an enum's
+    name, and a unit of bytes for a count of operations. This prints
+    ``Total mult-adds (millions): 0.57`` instead; everything else is torchinfo's.
+    """
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return re.sub(r"^Total mult-adds.*$", lambda _: self.mult_adds_line(), text, flags=re.M)
+
+    def mult_adds_line(self) -> str:
+        """``Total mult-adds (<millions|billions|trillions>): <count>``, two decimals."""
+        count = float(self.total_mult_adds)
+        for unit, scale in (("trillions", 1e12), ("billions", 1e9), ("millions", 1e6)):
+            if count >= scale or unit == "millions":
+                return f"Total mult-adds ({unit}): {count / scale:,.2f}"
 
 
 def summarize(
@@ -31,7 +52,7 @@ def summarize(
     :param batch_size: Batch size of the dummy batch (the first entry of every output shape).
     :param col_names: torchinfo columns to show.
     :param depth: How many levels of nested modules to list.
-    :return: torchinfo's ``ModelStatistics`` for the model.
+    :return: torchinfo's ``ModelStatistics`` for the model (as a :class:`ModelSummary`).
     :raises TypeError: If ``model`` is not an ``nn.Module``.
     :raises ValueError: If ``input_size`` is not a non-empty sequence of positive integers.
     """
@@ -45,7 +66,7 @@ def summarize(
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return summary(
+    stats = summary(
         model,
         input_size=(batch_size, *input_size),
         device=device,
@@ -53,3 +74,5 @@ def summarize(
         depth=depth,
         verbose=0,
     )
+    stats.__class__ = ModelSummary  # same data, the printing above
+    return stats

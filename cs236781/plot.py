@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 import torch
 from torch.utils.data import Dataset
 
@@ -92,7 +93,10 @@ def plot_fit(fit_res: FitResult, fig=None, log_loss: bool = False, legend: Optio
     of an earlier call adds this result's curves to it, labelled by ``legend``, so several
     runs can be compared on one figure.
 
-    :param fit_res: The result to plot (losses per batch, accuracies per epoch).
+    Every panel is drawn against epochs (whole-number ticks); losses recorded per batch are
+    spread over their epoch (:func:`epoch_positions`). A new figure uses constrained layout.
+
+    :param fit_res: The result to plot (losses per batch or per epoch, accuracies per epoch).
     :param fig: A figure returned by an earlier call, or None for a new one.
     :param log_loss: Plot losses on a log scale.
     :param legend: Label of this result's curves.
@@ -103,7 +107,8 @@ def plot_fit(fit_res: FitResult, fig=None, log_loss: bool = False, legend: Optio
         raise TypeError(f"plot_fit expects a FitResult, got {type(fit_res).__name__}")
     if fig is None:
         nrows = 1 if train_test_overlay else 2
-        fig, axes = plt.subplots(nrows=nrows, ncols=2, figsize=(16, 5 * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows=nrows, ncols=2, figsize=(16, 5 * nrows), squeeze=False,
+                                 layout="constrained")  # titles never run into the labels above
         axes = axes.reshape(-1)
     else:
         axes = np.array(fig.axes)
@@ -116,9 +121,11 @@ def plot_fit(fit_res: FitResult, fig=None, log_loss: bool = False, legend: Optio
         ax = axes[idx % 2] if train_test_overlay else axes[idx]
         data = getattr(fit_res, f"{split}_{metric}")
         label = split if train_test_overlay else legend
-        ax.plot(np.arange(1, len(data) + 1), data, label=label)
+        x, xlabel = epoch_positions(len(data), fit_res.num_epochs)
+        ax.plot(x, data, label=label)
         ax.set_title(metric if train_test_overlay else f"{split}_{metric}")
-        ax.set_xlabel("Iteration #" if metric == "loss" else "Epoch #")
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("Loss" if metric == "loss" else "Accuracy (%)")
         if metric == "loss" and log_loss:
             ax.set_yscale("log")
@@ -126,3 +133,20 @@ def plot_fit(fit_res: FitResult, fig=None, log_loss: bool = False, legend: Optio
             ax.legend()
         ax.grid(True)
     return fig, axes
+
+
+def epoch_positions(count: int, num_epochs: int):
+    """Where ``count`` recorded values go on an axis of epochs, and the axis' label.
+
+    One value per epoch sits at 1, 2, ..., E. Several per epoch (one per batch) are spread
+    evenly, batch ``b`` of ``B`` of epoch ``e`` at ``e - 1 + b / B``, so losses per batch and
+    accuracies per epoch share the axis. A count that is not a multiple of the epochs is
+    plotted against the batch number.
+
+    :return: ``(x, label)``: positions ``(count,)`` and the axis label.
+    """
+    if num_epochs > 0 and count % num_epochs == 0 and count:
+        per_epoch = count // num_epochs
+        x = np.arange(1, count + 1) / per_epoch
+        return x, "Epoch" if per_epoch == 1 else f"Epoch ({per_epoch} batches each)"
+    return np.arange(1, count + 1), "Batch #"

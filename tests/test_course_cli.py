@@ -397,3 +397,93 @@ def test_prepare_dist_courses_flags_write_into_out_dir(tmp_path, capsys):
     assert "raise NotImplementedError()" in (handout / "hw2" / "mod.py").read_text()
     assert main(["prepare-dist", "--hw-dir", str(source), "--out-dir", str(tmp_path / "d2")]) == 0
     assert (tmp_path / "d2" / "hw2" / "hw2" / "mod.py").is_file()
+
+
+# -- the course's own main.py against this package ---------------------------------------------------
+# The course's main.py (not part of this repository) calls two things of cs236781 whose contract
+# differs from the rest of this package: it catches subprocess.CalledProcessError around
+# jupyter_utils.nbconvert(execute=True), and it unpacks answers.clear_solutions(content) into
+# (new_content or None, code blocks, answers). The driver below does just that, written here.
+COURSE_STYLE_DRIVER = '''
+import os, subprocess, sys
+import cs236781.answers as answers
+import cs236781.jupyter_utils as jupyter_utils
+
+command, target = sys.argv[1], sys.argv[2]
+if command == "run-nb":
+    try:
+        jupyter_utils.nbconvert(target, execute=True, inplace=True)
+    except subprocess.CalledProcessError:
+        print(f"course message: errors while executing {target}", file=sys.stderr)
+        sys.exit(1)
+elif command == "strip":
+    for root, _, files in os.walk(target):
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(root, name)
+            with open(path) as f:
+                new_content, n_code, n_answers = answers.clear_solutions(f.read())
+            if new_content is None:
+                continue
+            with open(path, "w") as f:
+                f.write(new_content)
+            print(f"{name} {n_code} {n_answers}")
+'''
+
+
+def run_course_style(tmp_path, *args):
+    driver = tmp_path / "course_main.py"
+    driver.write_text(COURSE_STYLE_DRIVER)
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(driver), *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_course_main_run_nb_gets_its_own_message_for_a_failing_notebook(tmp_path):
+    nb = write_nb(tmp_path / "bad.ipynb", "x = 1", "1 / 0")
+    proc = run_course_style(tmp_path, "run-nb", str(nb))
+    assert proc.returncode == 1, proc.stderr
+    assert f"course message: errors while executing {nb}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_notebook_execution_error_is_the_error_the_course_catches(tmp_path):
+    from cs236781.jupyter_utils import NotebookExecutionError
+
+    err = NotebookExecutionError(tmp_path / "a.ipynb", "cell 2 failed: ZeroDivisionError: x")
+    assert isinstance(err, subprocess.CalledProcessError) and err.returncode == 1
+    assert str(err) == f"{tmp_path / 'a.ipynb'}: cell 2 failed: ZeroDivisionError: x"
+    assert err.failure == err.output == "cell 2 failed: ZeroDivisionError: x"
+    again = __import__("pickle").loads(__import__("pickle").dumps(err))
+    assert str(again) == str(err)
+
+
+def test_course_main_prepare_dist_strips_the_hw2_package(tmp_path):
+    import shutil
+
+    from cs236781.answers import count_solutions, strip_solutions
+
+    copy = shutil.copytree(ROOT / "hw2", tmp_path / "hw2", ignore=shutil.ignore_patterns("__pycache__"))
+    originals = {p.name: p.read_text() for p in Path(copy).glob("*.py")}
+    proc = run_course_style(tmp_path, "strip", str(copy))
+    assert proc.returncode == 0, proc.stderr
+    reported = {line.split()[0]: tuple(map(int, line.split()[1:])) for line in proc.stdout.splitlines()}
+    expected = {name: count_solutions(src) for name, src in originals.items() if any(count_solutions(src))}
+    assert reported == expected and reported  # the files with blocks or answers, and only those
+    for name, source in originals.items():
+        stripped = (Path(copy) / name).read_text()
+        assert stripped == (strip_solutions(source) if name in expected else source)
+        compile(stripped, name, "exec")
+
+
+def test_clear_solutions_has_the_courses_return_contract():
+    from cs236781.answers import clear_solutions
+
+    assert clear_solutions("x = 1\n") == (None, 0, 0)
+    source = ("def f():\n    # ====== YOUR CODE: ======\n    return 1\n    # ====== END YOUR CODE ======\n\n"
+              "part1_q1 = r'''\\nthe answer\\n'''\n")
+    new_content, n_code, n_answers = clear_solutions(source)
+    assert (n_code, n_answers) == (1, 1)
+    assert "raise NotImplementedError()" in new_content and "the answer" not in new_content
+    with pytest.raises(TypeError, match="must be a str"):
+        clear_solutions(b"x = 1")

@@ -51,6 +51,32 @@ def test_plot_fit_overlay_puts_train_and_test_together():
     plt.close(fig)
 
 
+def test_plot_fit_puts_every_panel_on_an_axis_of_whole_epochs():
+    fig, axes = plot.plot_fit(FIT)
+    # Two batches per epoch: batch b of epoch e at e - 1 + b/2; one value per epoch at e.
+    np.testing.assert_array_equal(axes[0].lines[0].get_xdata(), [0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_array_equal(axes[1].lines[0].get_xdata(), [1, 2])
+    np.testing.assert_array_equal(axes[2].lines[0].get_xdata(), [1, 2])
+    assert [ax.get_xlabel() for ax in axes] == ["Epoch (2 batches each)", "Epoch", "Epoch", "Epoch"]
+    assert [ax.get_ylabel() for ax in axes] == ["Loss", "Accuracy (%)"] * 2
+    fig.canvas.draw()
+    for ax in axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert fig.get_layout_engine() is not None and "Constrained" in type(fig.get_layout_engine()).__name__
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("count, epochs, first, label", [
+    (6, 3, 0.5, "Epoch (2 batches each)"), (3, 3, 1.0, "Epoch"), (5, 2, 1.0, "Batch #"),
+    (0, 0, None, "Batch #")])
+def test_epoch_positions(count, epochs, first, label):
+    x, got = plot.epoch_positions(count, epochs)
+    assert len(x) == count and got == label
+    if count:
+        assert x[0] == first and x[-1] == (epochs if label.startswith("Epoch") else count)
+
+
 def test_plot_fit_rejects_other_types():
     with pytest.raises(TypeError, match="FitResult"):
         plot.plot_fit({"train_loss": []})

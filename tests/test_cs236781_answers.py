@@ -1,4 +1,4 @@
-"""Tests for cs236781.answers: display_answer, and clear_solutions with its patterns (the one
+"""Tests for cs236781.answers: display_answer, and strip_solutions with its patterns (the one
 implementation of the stripping, used by prepare-dist)."""
 import importlib.util
 import re
@@ -9,7 +9,7 @@ import pytest
 from cs236781 import answers
 from cs236781.answers import (ANSWER_BLOCK_PATTERN, ANSWER_BLOCK_REPLACEMENT, BEGIN_MARKER,
                               END_MARKER, SOLUTION_BLOCK_PATTERN, SOLUTION_BLOCK_REPLACEMENT,
-                              MarkerError, clear_solutions, count_solutions, find_blocks)
+                              MarkerError, strip_solutions, count_solutions, find_blocks)
 
 B, E = BEGIN_MARKER, END_MARKER
 
@@ -132,9 +132,9 @@ def test_answer_block_pattern_matches_the_assignment():
     assert escaped.group("answer") == 'say \\"hi\\" twice'
 
 
-# -- clear_solutions ----------------------------------------------------------------------------------
+# -- strip_solutions ----------------------------------------------------------------------------------
 def test_two_solution_blocks_and_an_answer_block(tmp_path):
-    stripped = clear_solutions(TWO_BLOCKS_ONE_ANSWER)
+    stripped = strip_solutions(TWO_BLOCKS_ONE_ANSWER)
     assert count_solutions(TWO_BLOCKS_ONE_ANSWER) == (2, 1)
     assert stripped.count(SOLUTION_BLOCK_REPLACEMENT) == 2
     assert "y = x * 2" not in stripped and "dx = dout * 2" not in stripped
@@ -149,11 +149,11 @@ def test_two_solution_blocks_and_an_answer_block(tmp_path):
     for func in (module.forward, module.backward):
         with pytest.raises(NotImplementedError):
             func(1)
-    assert clear_solutions(stripped) == clear_solutions(clear_solutions(stripped))  # idempotent
+    assert strip_solutions(stripped) == strip_solutions(strip_solutions(stripped))  # idempotent
 
 
 def test_stripped_module_imports_and_raises_only_where_students_work(tmp_path):
-    stripped = clear_solutions(MODULE, "toy.py")
+    stripped = strip_solutions(MODULE, "toy.py")
     assert count_solutions(MODULE, "toy.py") == (2, 0)
     path = tmp_path / "toy.py"
     path.write_text(stripped)
@@ -172,7 +172,7 @@ def test_stripped_module_imports_and_raises_only_where_students_work(tmp_path):
 
 
 def test_block_becomes_markers_and_raise_at_the_marker_indentation():
-    lines = clear_solutions(MODULE, "toy.py").splitlines()
+    lines = strip_solutions(MODULE, "toy.py").splitlines()
     i = lines.index(f"    {B}")
     assert lines[i:i + 3] == [f"    {B}", f"    {SOLUTION_BLOCK_REPLACEMENT}", f"    {E}"]
     j = lines.index(f"            {B}")
@@ -184,24 +184,24 @@ def test_block_becomes_markers_and_raise_at_the_marker_indentation():
 
 def test_crlf_line_endings_are_kept():
     source = MODULE.replace("\n", "\r\n")
-    stripped = clear_solutions(source, "toy.py")
+    stripped = strip_solutions(source, "toy.py")
     assert "\r\n" in stripped and "\n" not in stripped.replace("\r\n", "")
     assert stripped.count(SOLUTION_BLOCK_REPLACEMENT) == 2
 
 
 def test_source_without_markers_or_answers_is_unchanged():
     source = "def f(x):\n    # ====== not a marker\n    return x  # YOUR CODE is welcome\n"
-    assert clear_solutions(source, "plain.py") == source
+    assert strip_solutions(source, "plain.py") == source
     assert find_blocks(source) == [] and count_solutions(source) == (0, 0)
 
 
 def test_markers_and_answers_inside_strings_are_left_alone():
     source = f's = """\n{B}\nx = 1\n{E}\npart1_q1 = "inside a string"\n"""\nt = "{E}"\n'
-    assert clear_solutions(source, "s.py") == source
+    assert strip_solutions(source, "s.py") == source
 
 
 def test_answers_are_replaced_by_the_placeholder(tmp_path):
-    replaced = clear_solutions(ANSWERS, "answers.py")
+    replaced = strip_solutions(ANSWERS, "answers.py")
     assert count_solutions(ANSWERS, "answers.py") == (1, 3)
     assert "naïve" not in replaced and "second answer" not in replaced
     (tmp_path / "answers.py").write_text(replaced, encoding="utf-8")
@@ -223,7 +223,7 @@ def test_answers_are_replaced_by_the_placeholder(tmp_path):
 ])
 def test_answers_that_cannot_be_replaced_safely_are_errors(source, line, match):
     with pytest.raises(MarkerError, match=match) as info:
-        clear_solutions(source, "hw2/answers.py")
+        strip_solutions(source, "hw2/answers.py")
     assert str(info.value).startswith(f"hw2/answers.py:{line}: ")
 
 
@@ -242,7 +242,7 @@ def test_answers_that_cannot_be_replaced_safely_are_errors(source, line, match):
 ])
 def test_bad_markers_are_reported_with_file_and_line(body, line, match):
     with pytest.raises(MarkerError, match=match) as info:
-        clear_solutions(body, "pkg/mod.py")
+        strip_solutions(body, "pkg/mod.py")
     assert str(info.value).startswith(f"pkg/mod.py:{line}: ")
     assert (info.value.filename, info.value.line) == ("pkg/mod.py", line)
     assert isinstance(info.value, ValueError)
@@ -250,4 +250,4 @@ def test_bad_markers_are_reported_with_file_and_line(body, line, match):
 
 def test_clear_solutions_rejects_non_text():
     with pytest.raises(TypeError, match="py_file_content must be a str, got bytes"):
-        clear_solutions(b"def f(): pass\n")
+        strip_solutions(b"def f(): pass\n")

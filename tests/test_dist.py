@@ -1,6 +1,6 @@
 """Tests for cs236781.dist: the hand-out (stripped code, cleared notebooks, copied assets).
 
-The stripping itself is cs236781.answers.clear_solutions, tested in
+The stripping itself is cs236781.answers.strip_solutions, tested in
 test_cs236781_answers.py; the toy sources come from there. Fixture projects are written into
 ``tmp_path``; the real ``hw2`` is only read, never modified.
 """

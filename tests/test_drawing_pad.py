@@ -1,14 +1,18 @@
-"""Tests for cs236781.drawing_pad: drawing, blurring, MNIST-style preprocessing, prediction, widget.
+"""Tests for the drawing pad: drawing, blurring, MNIST-style preprocessing, prediction
+(cs236781.pad_image) and the widget (cs236781.drawing_pad).
 
-Everything runs headlessly: the widget's mouse events are fed through ipycanvas' own event
-handler, as the browser would send them.
+Everything runs headlessly: the strokes reach the widget as the browser's message does, through
+the widget's own custom-message handler. tests/test_browser.py drives it in Chromium.
 """
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
+from pathlib import Path
+
 from cs236781 import drawing_pad as dp
+from cs236781 import pad_image
 from cs236781.drawing_pad import (DrawingPad, Prediction, blur, center_of_mass, draw_stroke,
                                   new_canvas, pad_for, predict, preprocess, resize)
 
@@ -238,22 +242,37 @@ def test_predict_rejects_bad_input(model, kwargs, match):
 
 
 # -- the widget ------------------------------------------------------------------------------------
-def send(pad, event, x, y):
-    pad.canvas._handle_frontend_event(None, {"event": event, "x": x, "y": y}, None)
+def send_stroke(pad, points):
+    """What the browser sends when a stroke ends (see cs236781/pad_canvas.js)."""
+    pad.canvas._handle_custom_msg({"type": "stroke", "points": [list(p) for p in points]}, [])
 
 
-def test_pad_draws_from_mouse_events_and_predicts_on_release(digits_centroid_model):
+def png_pixels(data):
+    from PIL import Image
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def test_pad_draws_the_strokes_it_receives_and_predicts_on_release(digits_centroid_model):
     pad = pad_for(digits_centroid_model, (1, 8, 8))
     assert isinstance(pad, DrawingPad) and "in_size=(1, 8, 8)" in repr(pad)
-    send(pad, "mouse_move", 10, 10)  # pen up: ignored
-    assert not pad.image.any()
-    send(pad, "mouse_down", 140, 30)
-    for y in range(40, 251, 10):
-        send(pad, "mouse_move", 141 + y / 50, y)
-    send(pad, "mouse_up", 145, 250)
-    expected = draw_stroke(new_canvas(CANVAS), [(140, 30)] + [(141 + y / 50, y) for y in range(40, 251, 10)],
-                           pad.stroke_width)
-    np.testing.assert_array_equal(pad.image, expected)
+    assert pad.canvas.image == b"" and not pad.image.any()
+    points = [(140, 30)] + [(141 + y / 50, y) for y in range(40, 251, 10)]
+    send_stroke(pad, points)
+    # The kernel's image is the stroke the pointer drew, and nothing else: the pixels well
+    # inside the pen's radius of the path are full ink, those beyond it empty (hand geometry).
+    rows, cols = np.mgrid[0:CANVAS, 0:CANVAS]
+    px, py = cols + 0.5, rows + 0.5
+    dist = np.full((CANVAS, CANVAS), np.inf)
+    for (ax, ay), (bx, by) in zip(points[:-1], points[1:]):
+        t = np.clip(((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2), 0, 1)
+        dist = np.minimum(dist, np.hypot(px - ax - t * (bx - ax), py - ay - t * (by - ay)))
+    r = pad.stroke_width / 2
+    assert (pad.image[dist <= r - 0.5] == 1.0).all() and not pad.image[dist >= r + 0.5].any()
+    # ... is sent back to the browser as a PNG of the same pixels ...
+    assert np.abs(png_pixels(pad.canvas.image) - pad.image * 255.0).max() <= 0.5 + 1e-4
+    # ... and, with predict-on-release, classified.
     assert pad.last_prediction.label == 1
     assert "prediction: 1" in pad.result.value
     assert pad.preview.value[:8] == b"\x89PNG\r\n\x1a\n"
@@ -262,26 +281,74 @@ def test_pad_draws_from_mouse_events_and_predicts_on_release(digits_centroid_mod
 def test_pad_buttons_reset_blur_and_predict(digits_centroid_model):
     pad = pad_for(digits_centroid_model, (8, 8), classes=[f"digit {k}" for k in range(10)],
                   predict_on_release=False)
-    send(pad, "mouse_down", 140, 40)
-    send(pad, "mouse_move", 142, 240)
-    send(pad, "mouse_out", 142, 240)
+    send_stroke(pad, [(140, 40), (142, 240)])
     assert pad.last_prediction is None  # auto-predict is off
     drawn = pad.image.copy()
     pad.buttons["blur"].click()
-    np.testing.assert_allclose(pad.image, np.clip(blur(drawn, pad.blur_sigma), 0, 1), atol=1e-6)
+    oracle = ndimage.gaussian_filter(drawn.astype(np.float64), pad.blur_sigma, mode="constant",
+                                     truncate=4.0)
+    np.testing.assert_allclose(pad.image, np.clip(oracle, 0, 1), atol=1e-6)
     pad.buttons["predict"].click()
     want = predict(digits_centroid_model, preprocess(pad.image, (8, 8)))
     np.testing.assert_allclose(pad.last_prediction.probs, want.probs)
     assert pad.last_prediction.name == f"digit {want.label}"
+    assert f"prediction: digit {want.label}" in pad.result.value
     pad.buttons["reset"].click()
-    assert not pad.image.any() and pad.last_prediction is None
+    assert not pad.image.any() and pad.last_prediction is None and pad.canvas.image == b""
+    assert "prediction" not in pad.result.value
 
 
-def test_pad_displays_as_its_widget(digits_centroid_model):
+def test_pad_ignores_other_messages_and_rejects_a_malformed_stroke(digits_centroid_model):
+    pad = pad_for(digits_centroid_model, (1, 8, 8))
+    pad.canvas._handle_custom_msg({"type": "something else"}, [])
+    pad.canvas._handle_custom_msg("not a dict", [])
+    assert not pad.image.any()
+    with pytest.raises(ValueError, match=r"\(x, y\) pairs"):
+        pad.add_stroke([(1, 2, 3)])
+    assert not pad.image.any()
+
+
+def test_pad_displays_as_its_widget_and_says_what_it_needs_without_one(digits_centroid_model):
     pad = pad_for(digits_centroid_model, (1, 8, 8))
     bundle = pad._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == pad.widget.model_id
+    assert bundle["text/plain"] == f"{pad!r}: {dp.NO_WIDGETS}."
+    assert "\n" not in bundle["text/plain"]
     with pytest.raises(ValueError, match=r"in_size must be \(C, H, W\)"):
         pad_for(digits_centroid_model, (1, 2, 3, 4))
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         pad_for(None, (1, 8, 8))
+
+
+def test_the_widget_front_end_is_the_packaged_module(digits_centroid_model):
+    pad = pad_for(digits_centroid_model, (1, 8, 8))
+    source = Path(dp.__file__).with_name("pad_canvas.js").read_text()
+    assert "export default" in source and 'type: "stroke"' in source
+    assert pad.canvas.get_state()["_esm"] == source  # what the browser loads
+
+
+def test_image_processing_and_widget_modules_stay_small():
+    for module in (dp, pad_image):
+        assert len(Path(module.__file__).read_text().splitlines()) < 500, module.__name__
+
+
+def test_without_a_widget_front_end_the_pad_is_one_line_of_text(digits_centroid_model, tmp_path):
+    """nbconvert's HTML of a saved notebook (no widget state) and a plain terminal."""
+    import subprocess
+    import sys
+
+    import nbformat.v4 as v4
+    from nbconvert import HTMLExporter
+
+    pad = pad_for(digits_centroid_model, (1, 8, 8))
+    output = v4.new_output("display_data", data=pad._repr_mimebundle_())
+    html, _ = HTMLExporter().from_notebook_node(v4.new_notebook(cells=[v4.new_code_cell("pad", outputs=[output])]))
+    assert f"<pre>{repr(pad)}: {dp.NO_WIDGETS}.</pre>" in html
+    assert "Traceback" not in html
+    # A plain Python shell: printing the pad is its repr, and building one raises nothing.
+    code = ("import torch; from cs236781.drawing_pad import pad_for; "
+            "print(pad_for(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), (8, 8)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=__import__("helpers").child_env())
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("DrawingPad(model=Sequential, in_size=(1, 8, 8)")

@@ -66,3 +66,14 @@ def test_bad_input_size(bad):
 def test_bad_model_type():
     with pytest.raises(TypeError, match="nn.Module"):
         summarize("lenet", (1, 28, 28))
+
+
+@pytest.mark.parametrize("out_channels, expected", [(64, "1.61"), (1, "0.03")])
+def test_mult_adds_are_printed_in_millions_without_an_enum_name(out_channels, expected):
+    # A 3x3 convolution of a 3x32x32 input: every one of the 30x30 outputs per channel takes
+    # 27 multiply-adds plus the bias, so (27 + 1) * out_channels * 900 in all (hand count).
+    conv = nn.Sequential(nn.Conv2d(3, out_channels, 3), nn.Flatten())
+    text = str(summarize(conv, (3, 32, 32)))
+    assert f"Total mult-adds (millions): {expected}\n" in text
+    assert f"{28 * out_channels * 900 / 1e6:.2f}" == expected
+    assert "Units." not in text and "MEGABYTES" not in text
