@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-import torch
 
 from hw2.validation import (
     UsageError, check_choice, check_int, check_optional, check_text, config_error,
@@ -92,15 +91,17 @@ class ClusterSettings:
                 raise config_error(err) from None
 
     @classmethod
-    def add_arguments(cls, parser) -> None:
-        """Add one flag per field to an argparse parser (or group), defaults from the fields."""
+    def add_arguments(cls, parser, **defaults) -> None:
+        """Add one flag per field to an argparse parser (or group), defaults from the fields;
+        ``defaults`` replaces some for this parser (``grade-all`` asks for ``gpus=0``)."""
         for f in dataclasses.fields(cls):
             meta = f.metadata
-            default = f"; default: {f.default}" if f.default is not None else ""
+            value = defaults.get(f.name, f.default)
+            default = f"; default: {value}" if value is not None else ""
             options = {k: meta[k] for k in ("choices",) if meta[k] is not None}
             if meta["parse"] is not None:
                 options["type"] = meta["parse"]
-            parser.add_argument(*meta["flags"], dest=f.name, default=f.default,
+            parser.add_argument(*meta["flags"], dest=f.name, default=value,
                                 help=f"{meta['help']}{default}", **options)
 
     @classmethod
@@ -139,6 +140,8 @@ def make_executor(settings: ClusterSettings, n_jobs: int, name: str = "hw2-grid"
             params["slurm_setup"] = ['eval "$(conda shell.bash hook)"',
                                      f"conda activate {shlex.quote(settings.conda_env)}"]
     else:
+        import torch  # here only: the settings and their flags need no torch
+
         # The local executor exposes only the first gpus_per_node GPUs to each job.
         params["gpus_per_node"] = min(settings.gpus, torch.cuda.device_count())
     executor.update_parameters(**params)

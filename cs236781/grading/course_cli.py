@@ -52,24 +52,16 @@ def add_grade_all(sub) -> None:
     p.add_argument("--similarity-threshold", type=_share, default=DEFAULT_THRESHOLD,
                    metavar="X", help="report pairs of files with at least this share of "
                    f"code in common, 0..1 (default: {DEFAULT_THRESHOLD:g})")
-    # The flags of grid-submit; a flag not given keeps hw2.cluster.ClusterSettings' default
-    # (checked there, so hw2 and torch are imported only when a cluster is asked for).
-    c = p.add_argument_group("cluster (grade as one submitit job array)")
+    # The flags of grid-submit, declared once in hw2.cluster.ClusterSettings, with two defaults
+    # of grading's own: no GPU, and a job limit of --timeout plus 2 minutes (None here).
+    from hw2.cluster import ClusterSettings
+
+    c = p.add_argument_group("cluster (grade as one submitit job array; the flags of "
+                             "grid-submit; --timeout-min defaults to --timeout plus 2 minutes, "
+                             "--log-dir to OUT/submitit-logs)")
     c.add_argument("--slurm", action="store_true",
                    help="grade on Slurm (the same as --cluster slurm)")
-    c.add_argument("--cluster", default=None, metavar="{slurm,local,debug}",
-                   help="grade as a submitit array on this executor")
-    c.add_argument("--partition", "-p", default=None, help="Slurm partition")
-    c.add_argument("--timeout-min", type=int, default=None,
-                   help="time limit per job, minutes (default: --timeout plus 2 minutes)")
-    c.add_argument("--gpus", type=int, default=0, help="GPUs per job (0)")
-    c.add_argument("--cpus", type=int, default=None, help="CPU cores per job (as grid-submit)")
-    c.add_argument("--array-parallelism", type=int, default=None,
-                   help="at most this many jobs at once (Slurm)")
-    c.add_argument("--log-dir", default=None,
-                   help="submitit's job folder (default: OUT/submitit-logs)")
-    c.add_argument("--conda-env", default=None,
-                   help="conda environment to activate in each Slurm job")
+    ClusterSettings.add_arguments(c, gpus=0, timeout_min=None, log_dir=None)
     p.set_defaults(func=_cmd_grade_all)
 
 
@@ -118,15 +110,13 @@ def cluster_settings(args):
         return None
     if args.jobs is not None:
         raise CliError("--jobs is for grading here; on a cluster use --array-parallelism")
-    given = dict(partition=args.partition, cpus=args.cpus,
-                 array_parallelism=args.array_parallelism, conda_env=args.conda_env)
     try:
-        return ClusterSettings(
-            cluster=cluster, log_dir=args.log_dir or os.path.join(args.out_dir, "submitit-logs"),
+        return ClusterSettings.from_args(argparse.Namespace(**dict(
+            vars(args), cluster=cluster,
+            log_dir=args.log_dir or os.path.join(args.out_dir, "submitit-logs"),
             timeout_min=(args.timeout_min if args.timeout_min is not None
-                         else int(-(-args.timeout // 60)) + 2),
-            gpus=args.gpus, **{k: v for k, v in given.items() if v is not None})
-    except ValueError as err:
+                         else int(-(-args.timeout // 60)) + 2))))
+    except (TypeError, ValueError) as err:
         raise CliError(str(err)) from None
 
 

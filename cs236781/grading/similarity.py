@@ -5,7 +5,7 @@ files* of every pair of submissions: the ``hw2/`` modules in which the reference
 solution blocks (found with :func:`cs236781.answers.count_solutions`, so the list follows the
 code). Each file is compared only with the file of the same name in the other submissions and
 in the reference solution. The hand-out's own version of each file (the reference with its
-blocks stripped, :func:`cs236781.answers.clear_solutions`) is boilerplate: code every student
+blocks stripped, :func:`cs236781.answers.strip_solutions`) is boilerplate: code every student
 received counts for nothing. A pair is reported when either side's share of its code found
 in the other reaches the threshold, with the shared line ranges and the shared lines.
 
@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from cs236781.answers import clear_solutions, count_solutions
+from cs236781.answers import count_solutions, strip_solutions
 from cs236781.atomic import write_text
 from cs236781.grading.batch import Submission, project_root
 
@@ -164,7 +164,7 @@ def find_similar(submissions: Sequence, threshold: float = DEFAULT_THRESHOLD,
         tmp = Path(tmp)
         boiler, texts = tmp / "handout", tmp / "texts"
         for name, source in reference.items():
-            _write(boiler / name, clear_solutions(source, name))
+            _write(boiler / name, strip_solutions(source, name))
         paths: Dict[str, Tuple[str, str]] = {}  # copydetect's path -> (file, text)
         for index, (name, source) in enumerate(holders):
             path = texts / f"t{index:05d}" / name
