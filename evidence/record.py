@@ -20,7 +20,8 @@ import numpy as np
 import sklearn
 import torch
 
-from hw2.experiments import atomic_write_text, to_jsonable
+from cs236781.atomic import atomic_write_text
+from hw2.results import to_jsonable
 
 #: Keys every evidence file has (tests check them).
 REQUIRED_KEYS = ("experiment", "description", "dataset", "seed", "environment", "settings",
