@@ -7,7 +7,7 @@ each stroke when it ends and keeps the drawing (:attr:`DrawingPad.image`, the so
 which it sends back as a PNG. Because the drawing is widget state, a reloaded page (or the pad
 displayed again) shows it and keeps working.
 
-The image processing (strokes, blur, MNIST-style preprocessing, prediction) is plain code in
+The image processing (strokes, blur, preprocessing like the training digits, prediction) is plain code in
 :mod:`cs236781.pad_image`; its names are re-exported here. A notebook needs two lines::
 
     from cs236781.drawing_pad import pad_for
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import traitlets
 
-from cs236781.pad_image import (MNIST_FILL, SMALL_FRAME, Prediction, blur, center_of_mass,  # noqa: F401
-                                chw_size, default_fill, draw_stroke, gaussian_kernel, hw_size,
-                                new_canvas, png_bytes, positive_number, predict, preprocess,
-                                resize, to_model_input)
+from cs236781.pad_image import (CENTRINGS, MNIST_FILL, SMALL_FRAME, Prediction, blur,  # noqa: F401
+                                center_of_mass, chw_size, default_centring, default_fill,
+                                draw_stroke, gaussian_kernel, hw_size, new_canvas, png_bytes,
+                                positive_number, predict, preprocess, resize, to_model_input)
 
 #: Side of the preview of the model's input, in screen pixels.
 PREVIEW_SIDE = 112
@@ -63,13 +63,15 @@ class DrawingPad:
     :param stroke_width: Pen width in canvas pixels (default: scaled to the frame size).
     :param blur_sigma: Blur strength in canvas pixels (default: half an output pixel).
     :param fill: See :func:`cs236781.pad_image.preprocess`.
+    :param centring: ``"mass"`` or ``"box"``, see :func:`cs236781.pad_image.preprocess`
+        (default: by the model's frame size).
     :param predict_on_release: Also predict whenever a stroke ends.
     """
 
     def __init__(self, model: torch.nn.Module, in_size, classes: Optional[Sequence[str]] = None,
                  canvas_size: int = 280, stroke_width: Optional[float] = None,
                  blur_sigma: Optional[float] = None, fill: Optional[float] = None,
-                 predict_on_release: bool = True):
+                 centring: Optional[str] = None, predict_on_release: bool = True):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -83,6 +85,9 @@ class DrawingPad:
         self.blur_sigma = positive_number("blur_sigma", blur_sigma if blur_sigma is not None
                                           else 0.5 * self.canvas_size / frame)
         self.fill = fill
+        if centring is not None and centring not in CENTRINGS:
+            raise ValueError(f"centring must be one of {CENTRINGS}, got {centring!r}")
+        self.centring = centring
         self.image = new_canvas(self.canvas_size)
         self.last_prediction: Optional[Prediction] = None
         self._build_widgets(predict_on_release)
@@ -124,7 +129,7 @@ class DrawingPad:
 
     def model_image(self) -> np.ndarray:
         """The drawing preprocessed to the model's input size, ``(H, W)`` in [0, 1]."""
-        return preprocess(self.image, self.in_size[1:], fill=self.fill)
+        return preprocess(self.image, self.in_size[1:], fill=self.fill, centring=self.centring)
 
     def predict(self) -> Prediction:
         """Preprocess the drawing, classify it and show the class and probabilities."""

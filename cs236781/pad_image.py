@@ -3,9 +3,17 @@
 - :func:`new_canvas`, :func:`draw_stroke`: white-on-black strokes on a float canvas ``(H, W)``;
 - :func:`blur`: a Gaussian blur (zero outside the canvas);
 - :func:`resize`: anti-aliased resampling to any size;
-- :func:`preprocess`: MNIST-style normalisation of a drawing to the model's input size: crop the
-  ink, scale its longer side to a box (20 of 28 pixels for MNIST-sized inputs), place it so that
-  its centre of mass is the frame's centre, intensities in [0, 1];
+- :func:`preprocess`: normalise a drawing to the model's input size the way the training digits
+  were made: crop the ink, scale its longer side to a box and place it in the frame, intensities
+  in [0, 1]. Two conventions, chosen by the frame size:
+
+  * MNIST (28x28): the digit's longer side is 20 pixels and its centre of mass is put on the
+    frame's centre;
+  * scikit-learn's 8x8 digits (UCI optdigits, small frames): the digit's bounding box was scaled
+    to fill a 32x32 bitmap (every one of the 1,797 images has ink in its first and last row)
+    and centred *as a box*; 4x4 blocks were then counted. Centring such a full-frame digit by
+    its centre of mass instead pushes a row or column off the frame (a 6 whose loop is low
+    loses its top row) - the mismatch that made the pad misread digits;
 - :func:`predict`: run a model on a preprocessed image, returning the class and probabilities;
 - :func:`png_bytes`: an image in [0, 1] as 8-bit grey PNG, the form the widget shows.
 
@@ -21,8 +29,11 @@ import torch.nn.functional as F
 
 #: Share of the frame taken by the digit's longer side in MNIST (20 pixels of 28).
 MNIST_FILL = 20 / 28
-#: Below this side length the frame is filled completely (like scikit-learn's 8x8 digits).
+#: Below this side length the frame is filled completely and the digit centred as a box (like
+#: scikit-learn's 8x8 digits); from it on, MNIST's 20/28 box and centre-of-mass placement.
 SMALL_FRAME = 16
+#: How :func:`preprocess` may place the digit: by its centre of mass or its bounding box.
+CENTRINGS = ("mass", "box")
 
 
 class Prediction(NamedTuple):
@@ -142,14 +153,25 @@ def default_fill(size) -> float:
     return MNIST_FILL if min(h, w) >= SMALL_FRAME else 1.0
 
 
+def default_centring(size) -> str:
+    """How a digit is placed in a frame of ``size``: ``"mass"`` (centre of mass on the frame's
+    centre, like MNIST) or, for small frames (side < 16, e.g. the 8x8 digits), ``"box"``
+    (bounding box centred, like scikit-learn's digits)."""
+    h, w = hw_size("size", size)
+    return "mass" if min(h, w) >= SMALL_FRAME else "box"
+
+
 def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
-               ink_threshold: float = 0.1) -> np.ndarray:
-    """Turn a drawing into a model input the way MNIST was made.
+               ink_threshold: float = 0.1, centring: Optional[str] = None) -> np.ndarray:
+    """Turn a drawing into a model input the way the training digits were made.
 
     1. crop to the ink (pixels above ``ink_threshold`` times the maximum);
-    2. pad the crop to a square and resample it to ``fill * min(h, w)`` pixels;
-    3. paste it into the ``(h, w)`` frame so that its centre of mass lands on the frame's centre
-       ``((h-1)/2, (w-1)/2)``, rounded to whole pixels;
+    2. pad the crop to a centred square and resample it (area averages) to ``fill * min(h, w)``
+       pixels;
+    3. paste it into the ``(h, w)`` frame: with ``centring="mass"`` so that its centre of mass
+       lands on the frame's centre ``((h-1)/2, (w-1)/2)``, rounded to whole pixels (MNIST); with
+       ``"box"`` so that the square, and so the ink's bounding box, is centred (scikit-learn's
+       digits: a digit taller than wide fills every row, its columns centred);
     4. scale intensities to [0, 1] (maximum 1).
 
     An empty canvas gives an all-zero image.
@@ -158,6 +180,7 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
     :param size: Output ``(h, w)`` (or ``S``): the model's image size.
     :param fill: Share of the frame for the digit's longer side; default :func:`default_fill`.
     :param ink_threshold: Relative intensity counted as ink when cropping, in (0, 1).
+    :param centring: ``"mass"`` or ``"box"``; default :func:`default_centring`.
     :return: float32 ``(h, w)`` in [0, 1].
     """
     img = _check_image("canvas", canvas).astype(np.float64)
@@ -165,6 +188,9 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
     fill = default_fill((h, w)) if fill is None else fill
     if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
         raise ValueError(f"fill must be a number in (0, 1], got {fill!r}")
+    centring = default_centring((h, w)) if centring is None else centring
+    if centring not in CENTRINGS:
+        raise ValueError(f"centring must be one of {CENTRINGS}, got {centring!r}")
     if not 0 < ink_threshold < 1:
         raise ValueError(f"ink_threshold must be in (0, 1), got {ink_threshold!r}")
     if (img < 0).any():
@@ -174,7 +200,7 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
         return frame.astype(np.float32)
     digit = resize(_square_crop(img, ink_threshold), max(1, round(fill * min(h, w))))
     digit = np.clip(digit, 0.0, None)
-    _paste_centred(frame, digit)
+    _paste_centred(frame, digit, by_mass=centring == "mass")
     peak = frame.max()
     if peak > 0:
         frame /= peak
@@ -287,9 +313,13 @@ def _square_crop(img: np.ndarray, ink_threshold: float) -> np.ndarray:
     return square
 
 
-def _paste_centred(frame: np.ndarray, digit: np.ndarray) -> None:
-    """Add ``digit`` into ``frame`` so its centre of mass is on the frame's centre (clipped)."""
-    cy, cx = center_of_mass(digit)
+def _paste_centred(frame: np.ndarray, digit: np.ndarray, by_mass: bool) -> None:
+    """Add ``digit`` into ``frame`` so that its centre of mass (``by_mass``) or its own centre is
+    on the frame's centre (clipped)."""
+    if by_mass:
+        cy, cx = center_of_mass(digit)
+    else:
+        cy, cx = (digit.shape[0] - 1) / 2, (digit.shape[1] - 1) / 2
     top = int(round((frame.shape[0] - 1) / 2 - cy))
     left = int(round((frame.shape[1] - 1) / 2 - cx))
     fr0, fc0 = max(0, top), max(0, left)
