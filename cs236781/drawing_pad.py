@@ -22,9 +22,10 @@ import torch
 import traitlets
 
 from cs236781.pad_image import (CENTRINGS, MNIST_FILL, SMALL_FRAME, Prediction, blur,  # noqa: F401
-                                center_of_mass, chw_size, default_centring, default_fill,
-                                draw_stroke, gaussian_kernel, hw_size, new_canvas, png_bytes,
-                                positive_number, predict, preprocess, resize, to_model_input)
+                                center_of_mass, chw_size, default_bitmap_factor, default_centring,
+                                default_fill, draw_stroke, gaussian_kernel, hw_size, new_canvas,
+                                png_bytes, positive_number, predict, preprocess, resize,
+                                to_model_input)
 
 #: Side of the preview of the model's input, in screen pixels.
 PREVIEW_SIDE = 112

@@ -11,9 +11,10 @@
     frame's centre;
   * scikit-learn's 8x8 digits (UCI optdigits, small frames): the digit's bounding box was scaled
     to fill a 32x32 bitmap (every one of the 1,797 images has ink in its first and last row)
-    and centred *as a box*; 4x4 blocks were then counted. Centring such a full-frame digit by
-    its centre of mass instead pushes a row or column off the frame (a 6 whose loop is low
-    loses its top row) - the mismatch that made the pad misread digits;
+    and centred *as a box*; the ink pixels of each 4x4 block of that binary bitmap were then
+    counted. Centring such a full-frame digit by its centre of mass instead pushes a row or
+    column off the frame (a 6 whose loop is low loses its top row) - the mismatch that made the
+    pad misread digits;
 - :func:`predict`: run a model on a preprocessed image, returning the class and probabilities;
 - :func:`png_bytes`: an image in [0, 1] as 8-bit grey PNG, the form the widget shows.
 
@@ -161,13 +162,22 @@ def default_centring(size) -> str:
     return "mass" if min(h, w) >= SMALL_FRAME else "box"
 
 
+def default_bitmap_factor(size) -> int:
+    """For small frames (side < 16), 4: the 8x8 digits count the ink of 4x4 blocks of a binary
+    32x32 bitmap. Otherwise 0: MNIST's images are anti-aliased grey levels, not block counts."""
+    h, w = hw_size("size", size)
+    return 0 if min(h, w) >= SMALL_FRAME else 4
+
+
 def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
-               ink_threshold: float = 0.1, centring: Optional[str] = None) -> np.ndarray:
+               ink_threshold: float = 0.1, centring: Optional[str] = None,
+               bitmap_factor: Optional[int] = None) -> np.ndarray:
     """Turn a drawing into a model input the way the training digits were made.
 
     1. crop to the ink (pixels above ``ink_threshold`` times the maximum);
     2. pad the crop to a centred square and resample it (area averages) to ``fill * min(h, w)``
-       pixels;
+       pixels; with ``bitmap_factor`` ``f > 0`` first to ``f`` times that side, made binary (ink
+       where more than half covered), then each ``f x f`` block averaged;
     3. paste it into the ``(h, w)`` frame: with ``centring="mass"`` so that its centre of mass
        lands on the frame's centre ``((h-1)/2, (w-1)/2)``, rounded to whole pixels (MNIST); with
        ``"box"`` so that the square, and so the ink's bounding box, is centred (scikit-learn's
@@ -181,6 +191,7 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
     :param fill: Share of the frame for the digit's longer side; default :func:`default_fill`.
     :param ink_threshold: Relative intensity counted as ink when cropping, in (0, 1).
     :param centring: ``"mass"`` or ``"box"``; default :func:`default_centring`.
+    :param bitmap_factor: Integer >= 0; default :func:`default_bitmap_factor`.
     :return: float32 ``(h, w)`` in [0, 1].
     """
     img = _check_image("canvas", canvas).astype(np.float64)
@@ -191,6 +202,9 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
     centring = default_centring((h, w)) if centring is None else centring
     if centring not in CENTRINGS:
         raise ValueError(f"centring must be one of {CENTRINGS}, got {centring!r}")
+    factor = default_bitmap_factor((h, w)) if bitmap_factor is None else bitmap_factor
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 0:
+        raise ValueError(f"bitmap_factor must be an integer >= 0, got {bitmap_factor!r}")
     if not 0 < ink_threshold < 1:
         raise ValueError(f"ink_threshold must be in (0, 1), got {ink_threshold!r}")
     if (img < 0).any():
@@ -198,7 +212,11 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
     frame = np.zeros((h, w), dtype=np.float64)
     if not img.max() > 0:
         return frame.astype(np.float32)
-    digit = resize(_square_crop(img, ink_threshold), max(1, round(fill * min(h, w))))
+    side = max(1, round(fill * min(h, w)))
+    square = _square_crop(img, ink_threshold)
+    if factor:
+        square = (resize(square, side * factor) > 0.5 * square.max()).astype(np.float64)
+    digit = resize(square, side)
     digit = np.clip(digit, 0.0, None)
     _paste_centred(frame, digit, by_mass=centring == "mass")
     peak = frame.max()

@@ -264,15 +264,35 @@ def canvas_pixels(page):
 
 
 def drag(page, canvas, points, release=True):
-    """Press the mouse at the first canvas point, move through the others, release."""
-    box = canvas.bounding_box()
-    to_page = [(box["x"] + x, box["y"] + y) for x, y in points]
+    """Press the mouse at the first canvas point, move through the others, release.
+
+    The points must be on the visible canvas: a click on a button below the pad may have
+    scrolled its top under JupyterLab's toolbar or off the page, where a drag would draw
+    nothing. Then the canvas is scrolled to the middle of the page first."""
+    to_page = canvas_to_page(canvas, points)
+    if covered(page, to_page):
+        canvas.evaluate("c => c.scrollIntoView({block: 'center', inline: 'center'})")
+        to_page = canvas_to_page(canvas, points)
+    assert not covered(page, to_page), f"the pad's canvas is hidden at {covered(page, to_page)}"
     page.mouse.move(*to_page[0])
     page.mouse.down()
     for point in to_page[1:]:
         page.mouse.move(*point, steps=8)
     if release:
         page.mouse.up()
+
+
+def canvas_to_page(canvas, points):
+    box = canvas.bounding_box()
+    return [(box["x"] + x, box["y"] + y) for x, y in points]
+
+
+def covered(page, points):
+    """The page points where the pad's canvas is not the element on top."""
+    return page.evaluate("""pts => pts.filter(([x, y]) => {
+        const el = document.elementFromPoint(x, y);
+        return !(el && el.classList.contains('hw2-pad-canvas'));
+    })""", [list(p) for p in points])
 
 
 def kernel_image(page):
