@@ -39,7 +39,9 @@ def test_server_kernel_and_browser_are_gone_after_a_failing_test(tmp_path):
                 seen = lab.processes() + alive()
                 names = {p.pid: p.name() for p in seen}
                 assert any(k["id"] == kernel["id"] for k in lab.api("GET", "/api/kernels"))
-                assert len(lab.processes()) >= 3 and alive()
+                # The server and the kernel started above at least; the notebook's own kernel
+                # may still be waiting for JupyterLab's kernel dialog on a busy machine (CI).
+                assert len(lab.processes()) >= 2 and alive()
                 raise Boom("the test failed here")
     assert any("chrom" in n for n in names.values()), names
     gone, still = psutil.wait_procs(seen, timeout=15)
