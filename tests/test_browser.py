@@ -221,6 +221,10 @@ def run_notebook(browser, lab, name):
         raise
     page.locator(".jp-Notebook .jp-Cell").last.scroll_into_view_if_needed()
     page.screenshot(path=str(OUT / f"{Path(name).stem}.png"))
+    plots = page.locator(".jp-OutputArea-output img")
+    if plots.count():  # and the first figure, for a human to look at the plots
+        plots.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(OUT / f"{Path(name).stem}-first-plot.png"))
     TIMINGS[name] = dict(stats, seconds=round(seconds, 1))
     print(f"{name}: {cells} code cells in {seconds:.1f}s through the UI, {stats}")
     return page
