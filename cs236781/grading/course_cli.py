@@ -65,34 +65,23 @@ def add_grade_all(sub) -> None:
     p.set_defaults(func=_cmd_grade_all)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+def _number_type(parse, accepts, expected: str):
+    """An argparse ``type``: ``parse(text)`` when ``accepts`` it, else the error naming what was
+    expected and the text received."""
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return convert
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
+_positive_int = _number_type(int, lambda v: v >= 1, "a positive whole number")
+_positive_seconds = _number_type(float, lambda v: v > 0, "a positive number of seconds")
+_share = _number_type(float, lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
 
 
 def cluster_settings(args):
