@@ -5,7 +5,7 @@ shared machine hits all of them alike, and the median over rounds discards outli
 """
 import statistics
 import time
-from typing import Callable, List, NamedTuple, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import torch
 
@@ -18,7 +18,7 @@ class Row(NamedTuple):
     baseline: float
     unit: str
     goal: str
-    met: bool
+    met: Optional[bool]  # None: a row shown for information, without a goal
 
     @property
     def ratio(self) -> float:
@@ -58,7 +58,7 @@ def print_table(rows: Sequence[Row], header: str) -> None:
     print(f"{'benchmark':<{width}}{'ours':>11}{'baseline':>11}  {'unit':<10}{'ratio':>7}  {'goal':<9}met")
     for r in rows:
         print(f"{r.name:<{width}}{r.ours:>11.4g}{r.baseline:>11.4g}  {r.unit:<10}{r.ratio:>7.2f}  "
-              f"{r.goal:<9}{'yes' if r.met else 'NO'}")
+              f"{r.goal:<9}{'-' if r.met is None else 'yes' if r.met else 'NO'}")
 
 
 def minor_faults() -> int:
