@@ -24,8 +24,9 @@ import traitlets
 from cs236781.pad_image import (CENTRINGS, MNIST_FILL, SMALL_FRAME, Prediction, blur,  # noqa: F401
                                 center_of_mass, chw_size, default_bitmap_factor, default_centring,
                                 default_fill, draw_stroke, gaussian_kernel, hw_size, new_canvas,
-                                png_bytes, positive_number, predict, preprocess, resize,
-                                to_model_input)
+                                png_bytes, predict, preprocess, resize, to_model_input)
+from hw2.validation import (check_bool, check_choice, check_instance, check_int, check_interval,
+                            check_optional, check_real)
 
 #: Side of the preview of the model's input, in screen pixels.
 PREVIEW_SIDE = 112
@@ -61,34 +62,35 @@ class DrawingPad:
     :param in_size: Model input ``(C, H, W)`` (or ``(H, W)``).
     :param classes: Class names (default: the label numbers).
     :param canvas_size: Side of the square drawing area in screen pixels.
-    :param stroke_width: Pen width in canvas pixels (default: scaled to the frame size).
-    :param blur_sigma: Blur strength in canvas pixels (default: half an output pixel).
+    :param stroke_width: Pen width in canvas pixels, > 0 (default: scaled to the frame size).
+    :param blur_sigma: Blur strength in canvas pixels, > 0 (default: half an output pixel).
     :param fill: See :func:`cs236781.pad_image.preprocess`.
     :param centring: ``"mass"`` or ``"box"``, see :func:`cs236781.pad_image.preprocess`
         (default: by the model's frame size).
     :param predict_on_release: Also predict whenever a stroke ends.
+
+    Every argument is checked here, not when the first stroke arrives: an error raised in a
+    widget's callback goes to the widget's log, where nobody sees it.
     """
 
     def __init__(self, model: torch.nn.Module, in_size, classes: Optional[Sequence[str]] = None,
                  canvas_size: int = 280, stroke_width: Optional[float] = None,
                  blur_sigma: Optional[float] = None, fill: Optional[float] = None,
                  centring: Optional[str] = None, predict_on_release: bool = True):
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = check_instance("model", model, torch.nn.Module, "a torch.nn.Module")
         self.in_size = chw_size(in_size)
         self.classes = None if classes is None else [str(c) for c in classes]
-        self.canvas_size = hw_size("canvas_size", canvas_size)[0]
+        self.canvas_size = check_int("canvas_size", canvas_size, 1)
+        stroke_width = check_optional(check_real, "stroke_width", stroke_width, 0.0, strict=True)
+        blur_sigma = check_optional(check_real, "blur_sigma", blur_sigma, 0.0, strict=True)
+        self.fill = check_optional(check_interval, "fill", fill, 0, 1, low_open=True)
+        self.centring = check_optional(check_choice, "centring", centring, CENTRINGS)
+        predict_on_release = check_bool("predict_on_release", predict_on_release)
         frame = min(self.in_size[1:])
         small = frame < SMALL_FRAME
-        self.stroke_width = positive_number("stroke_width", stroke_width if stroke_width is not None
-                                            else self.canvas_size * (0.15 if small else 0.09))
-        self.blur_sigma = positive_number("blur_sigma", blur_sigma if blur_sigma is not None
-                                          else 0.5 * self.canvas_size / frame)
-        self.fill = fill
-        if centring is not None and centring not in CENTRINGS:
-            raise ValueError(f"centring must be one of {CENTRINGS}, got {centring!r}")
-        self.centring = centring
+        self.stroke_width = stroke_width if stroke_width is not None \
+            else self.canvas_size * (0.15 if small else 0.09)
+        self.blur_sigma = blur_sigma if blur_sigma is not None else 0.5 * self.canvas_size / frame
         self.image = new_canvas(self.canvas_size)
         self.last_prediction: Optional[Prediction] = None
         self._build_widgets(predict_on_release)
@@ -158,7 +160,7 @@ class DrawingPad:
             button = widgets.Button(description=name, layout=widgets.Layout(width="90px"))
             button.on_click(lambda _, act=action: act())
             self.buttons[name] = button
-        self.auto = widgets.Checkbox(value=bool(predict_on_release), description="predict on release",
+        self.auto = widgets.Checkbox(value=predict_on_release, description="predict on release",
                                      indent=False)
         self.preview = widgets.Image(format="png", layout=widgets.Layout(
             width=f"{PREVIEW_SIDE}px", height=f"{PREVIEW_SIDE}px", border="1px solid #888"))

@@ -28,6 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hw2.validation import (check_choice, check_instance, check_int, check_int_list,
+                            check_interval, check_optional, check_real, is_int)
+
 #: Share of the frame taken by the digit's longer side in MNIST (20 pixels of 28).
 MNIST_FILL = 20 / 28
 #: Below this side length the frame is filled completely and the digit centred as a box (like
@@ -35,6 +38,8 @@ MNIST_FILL = 20 / 28
 SMALL_FRAME = 16
 #: How :func:`preprocess` may place the digit: by its centre of mass or its bounding box.
 CENTRINGS = ("mass", "box")
+#: What a ``size`` argument may be (named when one is refused).
+SIZE_FORMS = "a positive integer S or an (H, W) pair of positive integers"
 
 
 class Prediction(NamedTuple):
@@ -72,13 +77,15 @@ def draw_stroke(canvas: np.ndarray, points: Sequence[Tuple[float, float]], width
     :param width: Stroke width in pixels (> 0).
     :return: ``canvas``.
     """
+    check_instance("canvas", canvas, np.ndarray, "a floating-point numpy array (H, W)")
+    if not np.issubdtype(canvas.dtype, np.floating):
+        raise TypeError(f"canvas must be a floating-point numpy array (H, W), got dtype "
+                        f"{canvas.dtype}")
     _check_image("canvas", canvas)
-    if not isinstance(canvas, np.ndarray) or not np.issubdtype(canvas.dtype, np.floating):
-        raise TypeError(f"canvas must be a floating numpy array, got {type(canvas).__name__}")
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
         raise ValueError(f"points must be a non-empty sequence of (x, y) pairs, got shape {pts.shape}")
-    width = positive_number("width", width)
+    width = check_real("width", width, 0.0, strict=True)
     radius = width / 2.0
     segments = zip(pts[:-1], pts[1:]) if len(pts) > 1 else [(pts[0], pts[0])]
     for a, b in segments:
@@ -105,11 +112,10 @@ def blur(image: np.ndarray, sigma: float = 1.0, truncate: float = 4.0) -> np.nda
     :return: A new float64 array ``(H, W)``.
     """
     img = _check_image("image", image).astype(np.float64)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-        raise ValueError(f"sigma must be a non-negative number, got {sigma!r}")
+    sigma = check_real("sigma", sigma, 0.0)
     if sigma == 0:
         return img
-    k = gaussian_kernel(float(sigma), truncate)
+    k = gaussian_kernel(sigma, truncate)
     return _convolve_axis(_convolve_axis(img, k, 0), k, 1)
 
 
@@ -196,17 +202,14 @@ def preprocess(canvas: np.ndarray, size=(28, 28), fill: Optional[float] = None,
     """
     img = _check_image("canvas", canvas).astype(np.float64)
     h, w = hw_size("size", size)
+    fill = check_optional(check_interval, "fill", fill, 0, 1, low_open=True)
     fill = default_fill((h, w)) if fill is None else fill
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 < fill <= 1:
-        raise ValueError(f"fill must be a number in (0, 1], got {fill!r}")
+    centring = check_optional(check_choice, "centring", centring, CENTRINGS)
     centring = default_centring((h, w)) if centring is None else centring
-    if centring not in CENTRINGS:
-        raise ValueError(f"centring must be one of {CENTRINGS}, got {centring!r}")
-    factor = default_bitmap_factor((h, w)) if bitmap_factor is None else bitmap_factor
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 0:
-        raise ValueError(f"bitmap_factor must be an integer >= 0, got {bitmap_factor!r}")
-    if not 0 < ink_threshold < 1:
-        raise ValueError(f"ink_threshold must be in (0, 1), got {ink_threshold!r}")
+    factor = check_optional(check_int, "bitmap_factor", bitmap_factor, 0)
+    factor = default_bitmap_factor((h, w)) if factor is None else factor
+    ink_threshold = check_interval("ink_threshold", ink_threshold, 0, 1, low_open=True,
+                                   high_open=True)
     if (img < 0).any():
         raise ValueError("canvas must be non-negative (ink > 0 on a 0 background)")
     frame = np.zeros((h, w), dtype=np.float64)
@@ -254,8 +257,7 @@ def predict(model: torch.nn.Module, image: np.ndarray, in_size=None,
     :param classes: ``K`` class names.
     :return: A :class:`Prediction`.
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_instance("model", model, torch.nn.Module, "a torch.nn.Module")
     img = _check_image("image", image)
     in_size = (1, *img.shape) if in_size is None else in_size
     param = next(iter(model.parameters()), None)
@@ -348,10 +350,10 @@ def _paste_centred(frame: np.ndarray, digit: np.ndarray, by_mass: bool) -> None:
 
 
 def _check_image(name: str, image) -> np.ndarray:
+    """``image`` (a numpy array, or a tensor as one) if it is 2-D, non-empty and finite."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array (H, W), got {type(image).__name__}")
+    check_instance(name, image, np.ndarray, "a numpy array (H, W)")
     if image.ndim != 2 or 0 in image.shape:
         raise ValueError(f"{name} must be a non-empty 2-D array (H, W), got shape {image.shape}")
     if not np.isfinite(image).all():
@@ -368,37 +370,27 @@ def _check_scores(scores) -> None:
 
 
 def hw_size(name: str, size) -> Tuple[int, int]:
-    """``size`` (``S`` or ``(H, W)``, positive integers) as ``(H, W)``; ValueError naming ``name``."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = (int(s) for s in size)
-        ok = all(not isinstance(s, bool) and float(s) == int(s) for s in size) and h > 0 and w > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be a positive int or an (H, W) pair, got {size!r}")
+    """``size``, ``S`` or ``(H, W)`` (positive integers), as ``(H, W)``.
+
+    :raises TypeError: It is neither an integer nor a sequence of integers.
+    :raises ValueError: It is not positive, or not a pair.
+    """
+    if is_int(size):
+        side = check_int(name, size, 1, expected=SIZE_FORMS)
+        return side, side
+    h, w = check_int_list(name, size, lengths=(2,), expected=SIZE_FORMS)
     return h, w
 
 
 def chw_size(in_size) -> Tuple[int, int, int]:
-    """A model input size ``(C, H, W)`` or ``(H, W)`` (one channel) as ``(C, H, W)``."""
-    try:
-        dims = tuple(int(s) for s in in_size)
-    except TypeError:
-        dims = ()
-    if len(dims) == 2:
-        dims = (1,) + dims
-    if len(dims) != 3 or min(dims) <= 0:
-        raise ValueError(f"in_size must be (C, H, W) or (H, W) with positive entries, got {in_size!r}")
-    return dims
+    """A model input size ``(C, H, W)`` or ``(H, W)`` (one channel) as ``(C, H, W)``.
 
-
-def positive_number(name: str, value) -> float:
-    """``value`` as a float when it is a number > 0; ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+    :raises TypeError: It is not a sequence of integers.
+    :raises ValueError: It has not 2 or 3 entries, or one is not positive.
+    """
+    dims = check_int_list("in_size", in_size, lengths=(2, 3),
+                          expected="(C, H, W) or (H, W) with positive integer entries")
+    return tuple(dims) if len(dims) == 3 else (1, *dims)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -14,31 +14,13 @@ import torch.nn as nn
 
 from cs236781.train_results import BatchResult
 from hw2.training import ClassifierTrainer
-from hw2.validation import check_bool
+from hw2.validation import check_bool, check_choice, check_optional
 
 __all__ = ["ExperimentTrainer", "AUTOCAST_DTYPES"]
 
 #: The dtypes torch.autocast runs in (on the CPU it disables itself, with only a warning, for
 #: another one).
 AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
-
-
-def _check_autocast_dtype(dtype) -> Optional[torch.dtype]:
-    """None, or one of :data:`AUTOCAST_DTYPES`.
-
-    :raises TypeError: Not a ``torch.dtype`` (e.g. the string ``"bf16"``).
-    :raises ValueError: A dtype autocast does not run in.
-    """
-    if dtype is None:
-        return None
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"autocast_dtype must be a torch.dtype or None, got {dtype!r} "
-                        f"({type(dtype).__name__})")
-    if dtype not in AUTOCAST_DTYPES:
-        expected = " or ".join(str(d) for d in AUTOCAST_DTYPES)
-        raise ValueError(f"autocast_dtype must be {expected} (or None: no autocast), got "
-                         f"{dtype}")
-    return dtype
 
 
 class ExperimentTrainer(ClassifierTrainer):
@@ -55,7 +37,10 @@ class ExperimentTrainer(ClassifierTrainer):
         :param channels_last: Use the channels-last memory format for model and batches.
         """
         # Checked before the base class moves the model: a refused argument changes nothing.
-        autocast_dtype = _check_autocast_dtype(autocast_dtype)
+        # A wrong type (the string "bf16") is a TypeError, another dtype a ValueError.
+        autocast_dtype = check_optional(
+            check_choice, "autocast_dtype", autocast_dtype, AUTOCAST_DTYPES, kind=torch.dtype,
+            expected=f"{' or '.join(map(str, AUTOCAST_DTYPES))} (or None: no autocast)")
         channels_last = check_bool("channels_last", channels_last)
         super().__init__(model, loss_fn, optimizer, device=device, identity=identity)
         self.autocast_dtype = autocast_dtype

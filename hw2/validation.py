@@ -41,6 +41,7 @@ __all__ = [
     "FileWriteError", "os_error_reason",
     "is_int", "is_real", "is_bool",
     "check_int", "check_real", "check_bool", "check_choice", "check_int_list", "check_optional",
+    "check_instance", "check_text",
     "MODEL_KW_FORMS", "parse_model_value", "ModelArgumentError", "parse_model_kw",
     "parse_batches", "parse_patience", "check_interval", "check_device", "check_kwargs",
     "check_tensor",
@@ -89,6 +90,17 @@ def _fail(cls, name: str, expected: str, value) -> Exception:
     return cls(f"{name} must be {expected}, got {value!r}")
 
 
+def _bound(number: float) -> str:
+    """A bound as a message writes it: ``0`` for ``0.0``, ``0.5``, ``1e-07``, ``inf``."""
+    number = float(number)
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """An interval as a message writes it, e.g. ``[0, 1)``."""
+    return f"{'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
+
+
 def check_int(name: str, value, minimum: Optional[int] = None, maximum: Optional[int] = None,
               expected: Optional[str] = None) -> int:
     """``value`` as an ``int`` in ``[minimum, maximum]`` (either bound may be None).
@@ -113,20 +125,26 @@ def check_int(name: str, value, minimum: Optional[int] = None, maximum: Optional
 def check_real(name: str, value, minimum: Optional[float] = None, strict: bool = False,
                maximum: Optional[float] = None, finite: bool = True,
                expected: Optional[str] = None) -> float:
-    """``value`` as a ``float`` above ``minimum`` (``>`` when ``strict``, else ``>=``).
+    """``value`` as a ``float`` above ``minimum`` (``>`` when ``strict``, else ``>=``) and at
+    most ``maximum`` (either bound may be None).
 
     :param finite: Refuse NaN and infinities.
-    :param expected: What the message says is expected (default from the bounds).
+    :param expected: What the message says is expected (default from the bounds: ``a finite
+        number > 0.0``, ``a finite number <= 1.0``, or with both bounds the interval, ``a number
+        in (0, 1]``).
     :raises TypeError: ``value`` is not a real number.
     :raises ValueError: It is NaN, infinite (when ``finite``) or out of range.
     """
-    if expected is None:
-        parts = ["a finite number" if finite else "a number"]
+    if expected is None and minimum is not None and maximum is not None:
+        bounded = math.isfinite(minimum) and math.isfinite(maximum)
+        expected = (f"{'a finite number' if finite and not bounded else 'a number'} in "
+                    f"{_interval(minimum, maximum, low_open=strict, high_open=False)}")
+    elif expected is None:
+        expected = "a finite number" if finite else "a number"
         if minimum is not None:
-            parts.append(f"{'>' if strict else '>='} {minimum}")
+            expected += f" {'>' if strict else '>='} {minimum}"
         if maximum is not None:
-            parts.append(f"<= {maximum}")
-        expected = " ".join(parts)
+            expected += f" <= {maximum}"
     if not is_real(value):
         raise _fail(TypeError, name, expected, value)
     number = float(value)
@@ -145,37 +163,47 @@ def check_bool(name: str, value, expected: str = "True or False") -> bool:
     return bool(value)
 
 
-def check_choice(name: str, value, choices: Collection[str], normalise: Callable[[str], str] = str
-                 ) -> str:
-    """``value`` if it is one of ``choices`` (after ``normalise``, e.g. ``str.lower``).
+def check_choice(name: str, value, choices: Collection, normalise: Optional[Callable] = None,
+                 kind: type = str, expected: Optional[str] = None):
+    """``value`` (after ``normalise``, e.g. ``str.lower``) if it is one of ``choices``.
 
-    :raises TypeError: ``value`` is not a string.
+    :param kind: The type of the choices: ``str`` (names), or another, e.g. ``torch.dtype``.
+    :param expected: What the message says is expected (default: ``one of a, b``).
+    :raises TypeError: ``value`` is not of type ``kind``.
     :raises ValueError: It is not one of the choices.
     """
-    expected = f"one of {', '.join(choices)}"
-    if not isinstance(value, str):
+    if expected is None:
+        expected = f"one of {', '.join(map(str, choices))}"
+    if not isinstance(value, kind):
         raise _fail(TypeError, name, expected, value)
-    if normalise(value) not in choices:
+    choice = value if normalise is None else normalise(value)
+    if choice not in choices:
         raise _fail(ValueError, name, expected, value)
-    return normalise(value)
+    return choice
 
 
 def check_int_list(name: str, values, minimum: int = 1, allow_empty: bool = True,
-                   expected: Optional[str] = None, maximum: Optional[int] = None) -> List[int]:
+                   expected: Optional[str] = None, maximum: Optional[int] = None,
+                   lengths: Optional[Collection[int]] = None) -> List[int]:
     """``values`` as a list of ints in ``[minimum, maximum]``; entries are named ``name[i]``
     (an entry's message names both bounds).
 
+    :param lengths: The numbers of entries accepted, e.g. ``(2, 3)`` for ``(H, W)`` or
+        ``(C, H, W)`` (any number when None).
     :raises TypeError: ``values`` is not a sequence (a string is not one), or an entry is not
         an integer.
-    :raises ValueError: It is empty (unless ``allow_empty``) or an entry is out of range.
+    :raises ValueError: It is empty (unless ``allow_empty``), has a number of entries not in
+        ``lengths``, or an entry is out of range.
     """
     if expected is None:
         what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
-        expected = f"a list of {what}" + ("" if allow_empty else " (at least one)")
+        count = "" if lengths is None else " or ".join(map(str, lengths)) + " "
+        expected = f"a list of {count}{what}" + ("" if allow_empty else " (at least one)")
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or \
             not hasattr(values, "__getitem__"):
         raise _fail(TypeError, name, expected, values)
-    if len(values) == 0 and not allow_empty:
+    if (len(values) == 0 and not allow_empty) or (lengths is not None
+                                                  and len(values) not in lengths):
         raise _fail(ValueError, name, expected, values)
     return [check_int(f"{name}[{i}]", v, minimum=minimum, maximum=maximum)
             for i, v in enumerate(values)]
@@ -184,6 +212,18 @@ def check_int_list(name: str, values, minimum: int = 1, allow_empty: bool = True
 def check_optional(check: Callable[..., Any], name: str, value, *args, **kwargs):
     """``None`` for ``None``, else ``check(name, value, *args, **kwargs)``."""
     return None if value is None else check(name, value, *args, **kwargs)
+
+
+def check_instance(name: str, value, kind, expected: str):
+    """``value`` if it is an instance of ``kind`` (a type or a tuple of types), e.g. a model
+    that must be a ``torch.nn.Module``; the message names the type received, not its repr (a
+    model's or an array's repr is many lines).
+
+    :raises TypeError: It is not.
+    """
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+    return value
 
 
 # -- command-line text ---------------------------------------------------------------------
@@ -315,8 +355,7 @@ def check_interval(name: str, value, low: float, high: float, low_open: bool = F
     :raises TypeError: ``value`` is not a real number.
     :raises ValueError: It is NaN or outside the interval.
     """
-    expected = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
-                f"{')' if high_open else ']'}")
+    expected = f"a number in {_interval(low, high, low_open, high_open)}"
     number = check_real(name, value, finite=False, expected=expected)
     if (number <= low if low_open else number < low) or (number >= high if high_open
                                                          else number > high):

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from helpers import assert_clear_error, child_env
+from cs236781.drawing_pad import pad_for, preprocess
 from hw2 import cnn, layers, optimizers
 from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_boundary_2d, \
     select_roc_thresh
@@ -314,6 +315,19 @@ CASES = [
     ("classifier-trainer-given-a-layer",
      lambda: ClassifierTrainer(layers.Linear(4, 2), nn.CrossEntropyLoss(), None),
      TypeError, r"model must be a torch\.nn\.Module, got Linear"),
+
+    # --- the drawing pad (cs236781.drawing_pad, cs236781.pad_image) ----------------------------
+    ("pad-fill-above-one", lambda: pad_for(nn.Linear(64, 10), (1, 8, 8), fill=1.5),
+     ValueError, r"^fill must be a number in \(0, 1\], got 1\.5$"),
+    ("pad-unknown-centring", lambda: pad_for(nn.Linear(64, 10), (1, 8, 8), centring="middle"),
+     ValueError, r"^centring must be one of mass, box, got 'middle'$"),
+    ("pad-in-size-as-text", lambda: pad_for(nn.Linear(64, 10), "1x8x8"),
+     TypeError, r"^in_size must be \(C, H, W\) or \(H, W\) with positive integer entries, got "
+                r"'1x8x8'$"),
+    ("preprocess-size-with-one-entry",
+     lambda: preprocess(torch.ones(5, 5).numpy(), size=(28,)),
+     ValueError, r"^size must be a positive integer S or an \(H, W\) pair of positive integers, "
+                 r"got \(28,\)$"),
 
     # --- data ------------------------------------------------------------------------------------
     ("unknown-dataset-name", lambda: load_dataset("imagenet", verbose=False),

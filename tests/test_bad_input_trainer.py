@@ -101,6 +101,17 @@ CASES = [
     ("layer-trainer-given-a-string",
      lambda: LayerTrainer("mlp", layers.CrossEntropyLoss(), _layer_sgd()),
      TypeError, r"LayerTrainer: model must be a hw2\.layers\.Layer .*got str \(not a layer\)"),
+    # -- ExperimentTrainer options: checked before the model moves ---------------------------
+    ("experiment-trainer-autocast-dtype-as-a-string",
+     lambda: ExperimentTrainer(nn.Linear(4, 3), nn.CrossEntropyLoss(), None,
+                               autocast_dtype="bf16"), TypeError,
+     r"^autocast_dtype must be torch\.bfloat16 or torch\.float16 \(or None: no autocast\), got "
+     r"'bf16'$"),
+    ("experiment-trainer-autocast-float32",
+     lambda: ExperimentTrainer(nn.Linear(4, 3), nn.CrossEntropyLoss(), None,
+                               autocast_dtype=torch.float32), ValueError,
+     r"^autocast_dtype must be torch\.bfloat16 or torch\.float16 \(or None: no autocast\), got "
+     r"torch\.float32$"),
     # -- non-finite test loss: reported as a divergence, epoch and batch named ---------------
     ("nan-in-test-data",
      lambda: _fit((_x(), torch.tensor([0, 1, 2, 0])),

@@ -76,18 +76,29 @@ def test_single_point_draws_a_round_dot_and_strokes_combine_by_maximum():
     assert canvas.max() == 1.0 and np.all(canvas >= before)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(points=[]), "non-empty sequence"),
-    (dict(points=[(1, 2, 3)]), r"\(x, y\) pairs"),
-    (dict(width=0), "width must be a positive number"),
-    (dict(canvas=np.zeros((4, 4), dtype=np.uint8)), "floating numpy array"),
-    (dict(canvas=np.zeros(4)), r"2-D array \(H, W\)"),
+@pytest.mark.parametrize("bad, exc, match", [
+    (dict(points=[]), ValueError, "non-empty sequence"),
+    (dict(points=[(1, 2, 3)]), ValueError, r"\(x, y\) pairs"),
+    (dict(width=0), ValueError, r"^width must be a finite number > 0\.0, got 0$"),
+    (dict(width=np.inf), ValueError, r"^width must be a finite number > 0\.0, got inf$"),
+    (dict(width="2"), TypeError, r"^width must be a finite number > 0\.0, got '2'$"),
+    (dict(canvas=np.zeros((4, 4), dtype=np.uint8)), TypeError,
+     r"^canvas must be a floating-point numpy array \(H, W\), got dtype uint8$"),
+    (dict(canvas=[[0.0]]), TypeError,
+     r"^canvas must be a floating-point numpy array \(H, W\), got list$"),
+    (dict(canvas=np.zeros(4)), ValueError, r"2-D array \(H, W\)"),
 ])
-def test_draw_stroke_rejects_bad_input(bad, match):
+def test_draw_stroke_rejects_bad_input(bad, exc, match):
     kwargs = dict(canvas=new_canvas(8), points=[(1.0, 1.0)], width=2.0)
     kwargs.update(bad)
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises(exc, match=match) as info:
         draw_stroke(**kwargs)
+    assert info.type is exc
+
+
+def test_draw_stroke_takes_numpy_widths():
+    ours = draw_stroke(new_canvas(20), [(3.0, 10.0), (17.0, 10.0)], np.float32(4.0))
+    assert np.array_equal(ours, draw_stroke(new_canvas(20), [(3.0, 10.0), (17.0, 10.0)], 4.0))
 
 
 # -- blur and resize ----------------------------------------------------------------------------------
@@ -110,6 +121,15 @@ def test_blur_spreads_mass_but_keeps_the_total():
     assert blur(img, 0) is not img and np.array_equal(blur(img, 0), img)
 
 
+@pytest.mark.parametrize("sigma, exc", [(-1.0, ValueError), (np.nan, ValueError),
+                                        (np.inf, ValueError), ("1", TypeError), (True, TypeError)])
+def test_blur_refuses_a_bad_sigma(sigma, exc):
+    with pytest.raises(exc) as info:
+        blur(np.ones((3, 3)), sigma)
+    assert info.type is exc
+    assert str(info.value) == f"sigma must be a finite number >= 0.0, got {sigma!r}"
+
+
 def test_blur_loses_only_what_crosses_the_border():
     img = np.zeros((20, 20))
     img[0, 10] = 1.0  # on the edge: the part of the kernel above row 0 is lost
@@ -124,8 +144,34 @@ def test_resize_averages_blocks_when_shrinking_and_interpolates_when_enlarging()
     np.testing.assert_allclose(resize(img, (4, 4)), np.arange(16).reshape(4, 4), atol=1e-9)
     assert resize(img, 10).shape == (10, 10)
     np.testing.assert_allclose(resize(np.full((3, 3), 0.25), (9, 9)), np.full((9, 9), 0.25))
-    with pytest.raises(ValueError, match="size must be a positive int or an"):
+    with pytest.raises(ValueError, match=r"^size\[0\] must be an integer >= 1, got 0$"):
         resize(img, (0, 3))
+
+
+@pytest.mark.parametrize("size, exc, message", [
+    (0, ValueError, "size must be a positive integer S or an (H, W) pair of positive integers, "
+                    "got 0"),
+    ((28,), ValueError, "size must be a positive integer S or an (H, W) pair of positive "
+                        "integers, got (28,)"),
+    ((1, 2, 3), ValueError, "size must be a positive integer S or an (H, W) pair of positive "
+                            "integers, got (1, 2, 3)"),
+    ("28", TypeError, "size must be a positive integer S or an (H, W) pair of positive integers, "
+                      "got '28'"),
+    (28.0, TypeError, "size must be a positive integer S or an (H, W) pair of positive integers, "
+                      "got 28.0"),
+    ((28, 2.5), TypeError, "size[1] must be an integer >= 1, got 2.5"),
+    ((28, -1), ValueError, "size[1] must be an integer >= 1, got -1"),
+])
+def test_a_bad_size_is_refused_with_the_forms_it_may_take(size, exc, message):
+    with pytest.raises(exc) as info:
+        new_canvas(size)
+    assert info.type is exc and str(info.value) == message
+
+
+def test_sizes_may_be_numpy_integers():
+    assert new_canvas(np.int64(3)).shape == (3, 3)
+    assert new_canvas((np.int32(2), 5)).shape == (2, 5)
+    assert dp.chw_size(np.array([8, 8])) == (1, 8, 8)
 
 
 # -- preprocessing -------------------------------------------------------------------------------
@@ -177,7 +223,7 @@ def test_small_frames_centre_the_ink_box_like_the_8x8_digits():
     assert independent_com(x)[0] > 3.5  # the mass is low, as drawn
     by_mass = preprocess(canvas, (8, 8), centring="mass")
     assert not by_mass[7].any() and by_mass.sum() < x.sum()  # a row lost off the top
-    with pytest.raises(ValueError, match=r"centring must be one of \('mass', 'box'\)"):
+    with pytest.raises(ValueError, match=r"^centring must be one of mass, box, got 'middle'$"):
         preprocess(canvas, (8, 8), centring="middle")
     with pytest.raises(ValueError, match="bitmap_factor must be an integer >= 0"):
         preprocess(canvas, (8, 8), bitmap_factor=-1)
@@ -210,19 +256,26 @@ def test_vertical_stroke_looks_most_like_the_digit_one(digits_centroid_model):
         assert pred.label == 1 and pred.name == "1"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(fill=0), r"fill must be a number in \(0, 1\]"),
-    (dict(fill=1.5), r"fill must be a number in \(0, 1\]"),
-    (dict(size=(28,)), "size must be a positive int"),
-    (dict(canvas=-np.ones((5, 5))), "non-negative"),
-    (dict(canvas=np.full((5, 5), np.nan)), "NaN"),
-    (dict(canvas=[[0.0]]), "numpy array"),
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(fill=0), ValueError, r"^fill must be a number in \(0, 1\], got 0$"),
+    (dict(fill=1.5), ValueError, r"^fill must be a number in \(0, 1\], got 1\.5$"),
+    (dict(fill="0.5"), TypeError, r"^fill must be a number in \(0, 1\], got '0\.5'$"),
+    (dict(centring=0), TypeError, r"^centring must be one of mass, box, got 0$"),
+    (dict(bitmap_factor=1.5), TypeError, r"^bitmap_factor must be an integer >= 0, got 1\.5$"),
+    (dict(ink_threshold=1), ValueError, r"^ink_threshold must be a number in \(0, 1\), got 1$"),
+    (dict(ink_threshold=None), TypeError,
+     r"^ink_threshold must be a number in \(0, 1\), got None$"),
+    (dict(size=(28,)), ValueError, "size must be a positive integer S or an"),
+    (dict(canvas=-np.ones((5, 5))), ValueError, "non-negative"),
+    (dict(canvas=np.full((5, 5), np.nan)), ValueError, "NaN"),
+    (dict(canvas=[[0.0]]), TypeError, r"^canvas must be a numpy array \(H, W\), got list$"),
 ])
-def test_preprocess_rejects_bad_input(kwargs, match):
+def test_preprocess_rejects_bad_input(kwargs, exc, match):
     args = dict(canvas=vertical_stroke(size=60, x0=30, x1=30, top=10, bottom=50, width=5), size=28)
     args.update(kwargs)
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises(exc, match=match) as info:
         preprocess(**args)
+    assert info.type is exc
 
 
 def test_center_of_mass_agrees_with_scipy():
@@ -360,6 +413,30 @@ def test_pad_displays_as_its_widget_and_says_what_it_needs_without_one(digits_ce
         pad_for(digits_centroid_model, (1, 2, 3, 4))
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         pad_for(None, (1, 8, 8))
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(canvas_size=0), ValueError, "canvas_size must be an integer >= 1, got 0"),
+    (dict(canvas_size=(280, 200)), TypeError,
+     "canvas_size must be an integer >= 1, got (280, 200)"),
+    (dict(stroke_width=0), ValueError, "stroke_width must be a finite number > 0.0, got 0"),
+    (dict(blur_sigma="1"), TypeError, "blur_sigma must be a finite number > 0.0, got '1'"),
+    (dict(fill=2), ValueError, "fill must be a number in (0, 1], got 2"),
+    (dict(centring="middle"), ValueError, "centring must be one of mass, box, got 'middle'"),
+    (dict(predict_on_release="no"), TypeError,
+     "predict_on_release must be True or False, got 'no'"),
+    (dict(in_size=(1, 0, 8)), ValueError, "in_size[1] must be an integer >= 1, got 0"),
+    (dict(in_size="1x8x8"), TypeError, "in_size must be (C, H, W) or (H, W) with positive "
+                                       "integer entries, got '1x8x8'"),
+])
+def test_the_pad_refuses_bad_settings_when_built_not_at_the_first_stroke(digits_centroid_model,
+                                                                         kwargs, exc, message):
+    """An error raised in a widget callback goes to the widget's log, unseen: the pad checks
+    everything when it is built."""
+    args = {"in_size": (1, 8, 8), **kwargs}
+    with pytest.raises(exc) as info:
+        pad_for(digits_centroid_model, **args)
+    assert info.type is exc and str(info.value) == message
 
 
 def test_the_widget_front_end_is_the_packaged_module(digits_centroid_model):

@@ -126,3 +126,82 @@ def test_check_kwargs_refuses_keys_not_allowed():
                                         r"unexpected keyword argument\(s\) dilation, stride$"):
         v.check_kwargs("kwargs", {"stride": 2, "dilation": 2, "bias": True},
                        allowed=("bias", "padding_mode"))
+
+
+@pytest.mark.parametrize("minimum, strict, maximum, value, text", [
+    (0.0, False, 1.0, 1.5, "p must be a number in [0, 1], got 1.5"),
+    (0.0, True, 1.0, 0.0, "p must be a number in (0, 1], got 0.0"),
+    (0.5, False, 2.25, math.nan, "p must be a number in [0.5, 2.25], got nan"),
+    (1e-07, False, 10, 0, "p must be a number in [1e-07, 10], got 0"),
+    (0.0, False, math.inf, math.inf, "p must be a finite number in [0, inf], got inf"),
+    (0.0, False, None, -1, "p must be a finite number >= 0.0, got -1"),
+    (None, False, 1.0, 2, "p must be a finite number <= 1.0, got 2"),
+])
+def test_check_real_messages_read_naturally(minimum, strict, maximum, value, text):
+    with pytest.raises(ValueError) as info:
+        v.check_real("p", value, minimum, strict=strict, maximum=maximum)
+    assert str(info.value) == text
+
+
+def test_check_real_bounds_are_inclusive_unless_strict():
+    assert v.check_real("p", 1, 0.0, maximum=1.0) == 1.0
+    assert v.check_real("p", 0, 0.0, maximum=1.0) == 0.0
+    with pytest.raises(TypeError, match=r"^p must be a number in \[0, 1\], got '1'$"):
+        v.check_real("p", "1", 0.0, maximum=1.0)
+
+
+@pytest.mark.parametrize("low_open, high_open, interval", [
+    (False, False, "[0, 1]"), (True, False, "(0, 1]"), (False, True, "[0, 1)"),
+    (True, True, "(0, 1)"),
+])
+def test_check_interval_writes_the_interval(low_open, high_open, interval):
+    with pytest.raises(ValueError) as info:
+        v.check_interval("x", 2.5, 0, 1, low_open=low_open, high_open=high_open)
+    assert str(info.value) == f"x must be a number in {interval}, got 2.5"
+    for end, is_open in ((0, low_open), (1, high_open)):
+        if is_open:
+            with pytest.raises(ValueError):
+                v.check_interval("x", end, 0, 1, low_open=low_open, high_open=high_open)
+        else:
+            assert v.check_interval("x", end, 0, 1, low_open=low_open, high_open=high_open) == end
+    with pytest.raises(ValueError, match=r"^x must be a number in \[0\.25, 0\.5\], got 0\.75$"):
+        v.check_interval("x", 0.75, 0.25, 0.5)
+    with pytest.raises(ValueError, match=r"^x must be a number in \[0, 0\.1234567\], got 1$"):
+        v.check_interval("x", 1, 0, 0.1234567)  # the bound as given, not rounded
+
+
+def test_check_choice_of_other_kinds_than_strings():
+    torch = pytest.importorskip("torch")
+    dtypes = (torch.bfloat16, torch.float16)
+    assert v.check_choice("dtype", torch.float16, dtypes, kind=torch.dtype) is torch.float16
+    with pytest.raises(ValueError) as info:
+        v.check_choice("dtype", torch.float32, dtypes, kind=torch.dtype)
+    assert str(info.value) == ("dtype must be one of torch.bfloat16, torch.float16, got "
+                               "torch.float32")
+    with pytest.raises(TypeError) as info:
+        v.check_choice("dtype", "bf16", dtypes, kind=torch.dtype, expected="bfloat16 or float16")
+    assert str(info.value) == "dtype must be bfloat16 or float16, got 'bf16'"
+    # A string is not normalised unless asked (the default normalisation is none), and the
+    # message shows the value received, not its normalised form.
+    with pytest.raises(ValueError, match="got 'CNN'$"):
+        v.check_choice("kind", "CNN", ("cnn", "resnet"))
+    with pytest.raises(ValueError, match="got 'VGG'$"):
+        v.check_choice("kind", "VGG", ("cnn", "resnet"), str.lower)
+
+
+def test_check_int_list_with_a_number_of_entries():
+    assert v.check_int_list("size", (2, 3), lengths=(2,)) == [2, 3]
+    assert v.check_int_list("in_size", np.array([1, 8, 8]), lengths=(2, 3)) == [1, 8, 8]
+    with pytest.raises(ValueError) as info:
+        v.check_int_list("size", (2, 3, 4), lengths=(2,))
+    assert str(info.value) == "size must be a list of 2 positive integers, got (2, 3, 4)"
+    with pytest.raises(ValueError) as info:
+        v.check_int_list("in_size", [8], lengths=(2, 3))
+    assert str(info.value) == "in_size must be a list of 2 or 3 positive integers, got [8]"
+
+
+def test_check_instance_names_the_type_received():
+    assert v.check_instance("n", 3, (int, float), "a number") == 3
+    with pytest.raises(TypeError) as info:
+        v.check_instance("model", [1, 2], dict, "a dict of weights")
+    assert str(info.value) == "model must be a dict of weights, got list"
