@@ -9,7 +9,8 @@
   file that is not a torch archive, holds other objects, is truncated or malformed is refused
   with a ``ValueError`` naming the file and the field.
 * :meth:`Checkpoint.check_fits` refuses another architecture or another run (``identity``: the
-  run's settings); :meth:`Checkpoint.restore` puts the state back.
+  run's settings); :meth:`Checkpoint.for_resume` reads the file a fit resumes from once, with
+  these checks; :meth:`Checkpoint.restore` puts the state back.
 
 ``NAME.pt`` holds the best-accuracy state, ``NAME.last.pt`` the latest epoch's.
 """
@@ -42,11 +43,9 @@ CHECKPOINT_FORMAT = "hw2.training.checkpoint/2"
 OLD_FORMATS = ("hw2.training.checkpoint/1",)
 
 #: The fields of :class:`hw2.training.FitState` and the kind of value each must hold.
-FIT_STATE_TYPES = {
-    "epochs_done": "count", "train_loss": "numbers", "train_acc": "numbers",
-    "test_loss": "numbers", "test_acc": "numbers", "best_acc": "optional number",
-    "best_test_loss": "optional number", "epochs_without_improvement": "count",
-}
+FIT_STATE_TYPES = {"epochs_done": "count", "train_loss": "numbers", "train_acc": "numbers",
+                   "test_loss": "numbers", "test_acc": "numbers", "best_acc": "optional number",
+                   "best_test_loss": "optional number", "epochs_without_improvement": "count"}
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 _PAYLOAD_KEYS = ("format", "trainer_kind", "model_class", "model_state", "optimizer_state",
@@ -95,9 +94,7 @@ def remove_checkpoints(checkpoints: PathLike) -> None:
 
 def resume_file(checkpoints: PathLike) -> Optional[Path]:
     """The file a fit resumes from: the last file, else the best one, else None.
-
-    :raises ValueError: One of them exists but is not a file (a folder, a device).
-    """
+    :raises ValueError: One of them exists but is not a file (a folder, a device)."""
     for path in (last_checkpoint_file(checkpoints), checkpoint_file(checkpoints)):
         if path.exists() and not path.is_file():
             raise ValueError(f"checkpoint {path} is not a file (it is a folder or a device); "
@@ -137,10 +134,8 @@ class Checkpoint:
     def capture(cls, model, optimizer, identity=None, fit_state: Optional[dict] = None,
                 loaders: Sequence = ()) -> "Checkpoint":
         """The state of a training run now; the random numbers only with a ``fit_state``."""
-        if isinstance(model, nn.Module):
-            weights = model.state_dict()
-        else:
-            weights = [p.detach().clone() for p, _ in model.params()]
+        weights = (model.state_dict() if isinstance(model, nn.Module)
+                   else [p.detach().clone() for p, _ in model.params()])
         return cls(_kind(model), type(model).__name__, weights,
                    optimizer.state_dict() if hasattr(optimizer, "state_dict") else None,
                    fit_state, rng_states(loaders) if fit_state is not None else None,
@@ -188,12 +183,29 @@ class Checkpoint:
         check_payload(payload, path, None if model is None else _kind(model))
         return cls(payload["trainer_kind"], *(payload[key] for key in _PAYLOAD_KEYS[2:]), path)
 
-    def check_fits(self, model, identity) -> None:
-        """Refuse a checkpoint (loaded for this kind of model) of another architecture or run.
+    @classmethod
+    def for_resume(cls, checkpoints: PathLike, model, identity) -> Optional["Checkpoint"]:
+        """The checkpoint a fit of ``model`` resumes from (:func:`resume_file`), read once and
+        checked (:meth:`check_fits`, the run's ``identity``), not yet put into ``model``: hand
+        it to ``fit(..., resume=...)``. None without a file.
 
-        :param identity: The reading run's settings (None: any run's checkpoint is taken).
-        :raises ValueError: Naming the file and what differs.
+        :raises ValueError: Unreadable, malformed, saved outside fit (no fit progress), or of
+            another kind of model, architecture or run, naming the file; OSError as :meth:`load`.
         """
+        path = resume_file(checkpoints)
+        if path is None:
+            return None
+        checkpoint = cls.load(path, model)
+        if checkpoint.fit_state is None:
+            raise ValueError(f"checkpoint {path} holds no fit progress (saved outside fit): "
+                             f"nothing to resume; delete it or choose another checkpoints name")
+        checkpoint.check_fits(model, identity)
+        return checkpoint
+
+    def check_fits(self, model, identity) -> None:
+        """Refuse a checkpoint (loaded for this kind of model) of another architecture or run
+        (``identity``: the reader's settings; None takes any run's checkpoint).
+        :raises ValueError: Naming the file and what differs."""
         problems = _architecture_problems(model, self.model_state)
         if problems:
             raise ValueError(f"checkpoint {self.path} was saved from a different architecture "
@@ -258,10 +270,8 @@ def _loader_generator(loader) -> Optional[torch.Generator]:
 
 
 def rng_states(loaders: Sequence = ()) -> Dict[str, Any]:
-    """Every random-number state a resumed fit restores (tensors and plain values only).
-
-    :param loaders: Data loaders; the state of each one's ``generator`` (None without one).
-    """
+    """Every random-number state a resumed fit restores (tensors and plain values only),
+    with each of the ``loaders``' ``generator`` states (None for one without a generator)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {
@@ -290,8 +300,7 @@ def restore_rng_states(rng: Dict[str, Any], loaders: Sequence, path: PathLike) -
     generators = [_loader_generator(dl) for dl in loaders]
     for i, (state, generator) in enumerate(zip(saved, generators)):
         if (state is None) != (generator is None):
-            has = "a" if state is not None else "no"
-            now = "none" if generator is None else "one"
+            has, now = ("a", "none") if generator is None else ("no", "one")
             raise ValueError(f"checkpoint {path} holds {has} generator state for data loader "
                              f"{i + 1} but that loader has {now} now: the resumed batches "
                              f"would not be the ones of the interrupted run")
@@ -397,9 +406,8 @@ def fit_state_problem(state) -> Optional[str]:
         extra = sorted(map(str, set(state) - set(FIT_STATE_TYPES)))
         return f"fit_state fields differ: missing {missing}, unexpected {extra}"
     for key, kind in FIT_STATE_TYPES.items():
-        value = state[key]
-        if not _FIELD_CHECKS[kind](value):
-            return f"fit_state.{key} must be {_FIELD_EXPECTED[kind]}, got {value!r:.60}"
+        if not _FIELD_CHECKS[kind](state[key]):
+            return f"fit_state.{key} must be {_FIELD_EXPECTED[kind]}, got {state[key]!r:.60}"
     n = state["epochs_done"]
     for key in ("train_acc", "test_acc"):
         if len(state[key]) != n:
@@ -420,9 +428,8 @@ def _rng_problem(rng) -> Optional[str]:
     if cuda is not None and (not isinstance(cuda, (list, tuple)) or not all(
             isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)):
         return "rng.cuda must be None or a list of uint8 tensors (torch.cuda.get_rng_state_all())"
-    numpy = rng["numpy"]
-    if not isinstance(numpy, dict) or set(numpy) != {"kind", "keys", "pos", "has_gauss",
-                                                     "cached"} or \
+    numpy, numpy_fields = rng["numpy"], {"kind", "keys", "pos", "has_gauss", "cached"}
+    if not isinstance(numpy, dict) or set(numpy) != numpy_fields or \
             not isinstance(numpy["keys"], torch.Tensor):
         return "rng.numpy must hold kind, keys (a tensor), pos, has_gauss and cached"
     python = rng["python"]
@@ -466,12 +473,10 @@ def _plain(value, where: str):
 
 
 def check_identity(saved: Optional[dict], own: Optional[dict], path: PathLike) -> None:
-    """Refuse a checkpoint of another run.
+    """Refuse a checkpoint of another run: ``saved`` (its identity) is None or differs from
+    ``own`` (the reader's; None: no claim, anything goes).
 
-    :param saved: The identity stored in the checkpoint.
-    :param own: The reading trainer's (None: the caller makes no claim; anything goes).
-    :raises ValueError: ``own`` is given and the checkpoint records none, or a key differs
-        (each differing key is named with both values).
+    :raises ValueError: Naming the file, and each differing key with both values.
     """
     if own is None:
         return

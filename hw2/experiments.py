@@ -224,6 +224,7 @@ def cnn_experiment(
         #  - Create the data loaders, a cross-entropy loss, an optimizer and the trainer
         #    (run.trainer_options are the trainer's fast paths and the run's identity).
         #  - Run training and keep the FitResult in fit_res; it is then saved for you.
+        #  - Pass resume=run.resume to fit (the checkpoint to continue from, read and checked).
         fit_res = None
         # ====== YOUR CODE: ======
         model_cls = MODEL_TYPES[cfg.model_type]
@@ -239,7 +240,7 @@ def cnn_experiment(
         fit_res = trainer.fit(dl_train, dl_test, num_epochs=cfg.epochs,
                               checkpoints=cfg.checkpoints, early_stopping=cfg.early_stopping,
                               print_every=1 if verbose else 0, max_batches=cfg.batches,
-                              verbose=verbose)
+                              verbose=verbose, resume=run.resume)
         # ====== END YOUR CODE ======
         run.save(fit_res)
     return run.result

@@ -10,10 +10,13 @@
    (checked under the lock: the process that held it may have just finished);
 3. resolves the configuration (seed, ``bs_test``, data set), the device and the CUDA fast
    paths, checks the architecture by building the network once on the CPU (the seed is set
-   after it, so the body's network gets the seed's draws), checks an existing checkpoint
-   against the run, loads the data and sets the seed;
-4. yields a :class:`RunSetup` to the body, which trains and calls :meth:`RunSetup.save`;
-   a :class:`~hw2.training.TrainingDiverged` leaving the body is saved as a diverged run.
+   after it, so the body's network gets the seed's draws), reads the checkpoint the run
+   resumes from, if any, once (:meth:`~hw2.checkpoints.Checkpoint.for_resume`: its file, its
+   fit progress, architecture and run, and no more epochs than ``config.epochs``), loads the
+   data and sets the seed;
+4. yields a :class:`RunSetup` to the body, which trains (``fit(..., resume=run.resume)``: the
+   checkpoint read in step 3, not read again) and calls :meth:`RunSetup.save`; a
+   :class:`~hw2.training.TrainingDiverged` leaving the body is saved as a diverged run.
 
 A refusal in steps 1-3 (:class:`~hw2.validation.ExperimentConfigError`,
 :class:`~hw2.datasets.DatasetUnavailableError`, :class:`RunBusy`) leaves no new folder; the lock
@@ -32,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from cs236781.train_results import FitResult
 from hw2.allocator import retain_freed_memory
-from hw2.checkpoints import Checkpoint, checkpoint_file, last_checkpoint_file, resume_file
+from hw2.checkpoints import Checkpoint, checkpoint_file, last_checkpoint_file
 from hw2.classifier import ArgMaxClassifier
 from hw2.config import MODEL_TYPES, ExperimentConfig
 from hw2.datasets import SYNTHETIC_BANNER, DatasetInfo, DatasetUnavailableError, data_root
@@ -70,9 +73,11 @@ class RunSetup:
     config: the resolved configuration (seed, ``bs_test`` and ``dataset`` filled in).
     device: where to train. fast: the CUDA fast paths (:func:`~hw2.devices.resolve_fast_paths`).
     info: the data set's image shape and class count. datasets: ``(ds_train, ds_test)``.
-    trainer_options: keyword arguments of :class:`~hw2.training.ExperimentTrainer` for the fast
-    paths and the run's identity (checkpoints of another run are refused).
+    trainer_options: keyword arguments of :class:`~hw2.experiment_trainer.ExperimentTrainer`
+    for the fast paths and the run's identity (checkpoints of another run are refused).
     record: the result file's ``config`` so far. result: the :class:`ExperimentRun`, once saved.
+    resume: the checked checkpoint to continue from, for ``fit(..., resume=...)`` (None: the
+    run starts afresh); its state is put into the body's model and optimizer by ``fit``.
     """
 
     config: ExperimentConfig
@@ -84,6 +89,7 @@ class RunSetup:
     record: Dict[str, Any]
     verbose: bool = True
     result: Optional[ExperimentRun] = None
+    resume: Optional[Checkpoint] = None
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def save(self, fit_res: FitResult) -> ExperimentRun:
@@ -96,8 +102,9 @@ class RunSetup:
         return self.result
 
     def __repr__(self) -> str:
+        resumes = None if self.resume is None else self.resume.epochs_done
         return (f"RunSetup({self.config.filename!r}, device={self.device}, "
-                f"saved={self.result is not None})")
+                f"resumes_after_epoch={resumes}, saved={self.result is not None})")
 
 
 @contextlib.contextmanager
@@ -165,16 +172,18 @@ def _set_up(config: ExperimentConfig, verbose: bool) -> RunSetup:
     fast = resolve_fast_paths(config, dev)
     info = dataset_info(config.dataset)
     network = _network_check(config, info)
+    identity = to_jsonable(config.identity())
+    resume = _resume_checkpoint(config, ArgMaxClassifier(network), identity)
     record = _record(config, dev, fast)
     record.update(num_params=sum(p.numel() for p in network.parameters()),
                   conv_params=getattr(network, "conv_params", None),
                   pooling_params=getattr(network, "pooling_params", None),
-                  resumed_from_epoch=_checkpoint_epochs(config, ArgMaxClassifier(network)))
+                  resumed_from_epoch=None if resume is None else resume.epochs_done)
     datasets = _load_splits(config.dataset, verbose)
     torch.manual_seed(config.seed)
     options = dict(autocast_dtype=torch.bfloat16 if fast["amp_bf16"] else None,
-                   channels_last=fast["channels_last"], identity=to_jsonable(config.identity()))
-    return RunSetup(config, dev, fast, info, datasets, options, record, verbose)
+                   channels_last=fast["channels_last"], identity=identity)
+    return RunSetup(config, dev, fast, info, datasets, options, record, verbose, resume=resume)
 
 
 def _network_check(config: ExperimentConfig, info: DatasetInfo) -> torch.nn.Module:
@@ -208,27 +217,27 @@ def _network_check(config: ExperimentConfig, info: DatasetInfo) -> torch.nn.Modu
             f"{config.dataset} images of shape {tuple(info.in_size)}: {reason}") from None
 
 
-def _checkpoint_epochs(config: ExperimentConfig, model: torch.nn.Module) -> Optional[int]:
-    """The epochs of the checkpoint the run will resume from (None: it starts afresh).
+def _resume_checkpoint(config: ExperimentConfig, model: torch.nn.Module,
+                       identity: dict) -> Optional[Checkpoint]:
+    """The checkpoint the run resumes from, read once and checked against ``model`` (the
+    run's classifier, built on the CPU) and the run's ``identity``; None: it starts afresh
+    (no ``checkpoints`` name, or no file of it yet).
 
-    :raises ExperimentConfigError: It is unreadable, malformed, of another architecture or
-        another run, or holds more than ``config.epochs`` epochs.
+    :raises ExperimentConfigError: It is unreadable, malformed, holds no fit progress (saved
+        outside fit), is of another architecture or another run, or holds more than
+        ``config.epochs`` epochs.
     """
     if config.checkpoints is None:
         return None
     refused = f"cannot resume from checkpoint {checkpoint_file(config.checkpoints)}"
     try:
-        path = resume_file(config.checkpoints)
-        if path is None:
-            return None
-        saved = Checkpoint.load(path)
-        saved.check_fits(model, to_jsonable(config.identity()))
+        resume = Checkpoint.for_resume(config.checkpoints, model, identity)
     except (ValueError, OSError) as err:
         raise ExperimentConfigError(f"{refused}: {err}") from None
-    if saved.epochs_done > config.epochs:
-        raise ExperimentConfigError(f"{refused}: it holds {saved.epochs_done} epochs, more "
+    if resume is not None and resume.epochs_done > config.epochs:
+        raise ExperimentConfigError(f"{refused}: it holds {resume.epochs_done} epochs, more "
                                     f"than --epochs {config.epochs}")
-    return saved.epochs_done if saved.fit_state is not None else None
+    return resume
 
 
 def _record(config: ExperimentConfig, dev: torch.device, fast: Dict[str, bool]) -> dict:

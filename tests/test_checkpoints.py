@@ -1,4 +1,5 @@
-"""Tests for hw2.checkpoints: how a checkpoint's contents are checked, and its write error.
+"""Tests for hw2.checkpoints: how a checkpoint's contents are checked, which file a resume reads
+and what it refuses (Checkpoint.for_resume), and the write error.
 
 Writing and resuming checkpoints through a trainer is tested in test_training.py and
 test_resume.py.
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import hw2.checkpoints as checkpoints
 from hw2.checkpoints import CheckpointWriteError
-from hw2.training import ClassifierTrainer, Trainer
+from hw2.training import ClassifierTrainer, FitState, Trainer
 
 
 def trainer(identity=None):
@@ -94,3 +95,33 @@ def test_cuda_states_are_restored_for_the_gpus_this_machine_has(monkeypatch, sav
     rng["cuda"] = [torch.full((16,), i + 1, dtype=torch.uint8) for i in range(saved)]
     checkpoints.restore_rng_states(rng, [], "run.pt")
     assert restored == [(i, i + 1) for i in range(min(saved, visible))]
+
+
+def test_for_resume_reads_the_last_file_before_the_best_and_loads_nothing(tmp_path):
+    name, _ = one_epoch_checkpoint(tmp_path)
+    reader = trainer({"seed": 1})
+    assert checkpoints.Checkpoint.for_resume(tmp_path / "missing", reader.model, None) is None
+    best = checkpoints.Checkpoint.for_resume(name, reader.model, {"seed": 1})
+    assert best.path == Trainer.checkpoint_file(name) and best.epochs_done == 1
+    # A last file (here: another trainer's state, same run) is taken before the best one.
+    other = trainer({"seed": 1})
+    other.save_checkpoint(Trainer.last_checkpoint_file(name), fit_state=FitState(),
+                          loaders=[])
+    before = [p.detach().clone() for p in reader.model.parameters()]
+    last = checkpoints.Checkpoint.for_resume(name, reader.model, {"seed": 1})
+    assert last.path == Trainer.last_checkpoint_file(name) and last.epochs_done == 0
+    torch.testing.assert_close(last.model_state, other.model.state_dict(), rtol=0, atol=0)
+    for p, q in zip(reader.model.parameters(), before):  # read and checked, not loaded
+        assert torch.equal(p, q)
+
+
+def test_for_resume_refuses_a_checkpoint_saved_outside_fit_or_of_another_run(tmp_path):
+    name, _ = one_epoch_checkpoint(tmp_path)
+    reader = trainer({"seed": 1})
+    with pytest.raises(ValueError, match=r"checkpoint \S*run\.pt belongs to another run: "
+                                         r"seed=1 in the checkpoint but 2 now"):
+        checkpoints.Checkpoint.for_resume(name, reader.model, {"seed": 2})
+    trainer({"seed": 1}).save_checkpoint(Trainer.checkpoint_file(name))  # outside fit
+    with pytest.raises(ValueError, match=r"checkpoint \S*run\.pt holds no fit progress \(saved "
+                                         r"outside fit\): nothing to resume"):
+        checkpoints.Checkpoint.for_resume(name, reader.model, {"seed": 1})
