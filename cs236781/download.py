@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import List, Optional, Tuple, Union
 
 from cs236781 import atomic
+from hw2.validation import check_bool, check_instance
 
 PathLike = Union[str, os.PathLike]
 #: Seconds to wait for the server before giving up.
@@ -44,11 +45,9 @@ def download_data(out_path: PathLike, url: str, extract: bool = True,
     :raises DownloadError: If the download fails (offline, unknown host, HTTP error, ...).
     :raises ValueError: If an archive is corrupt or holds members outside the output folder.
     """
-    if not isinstance(url, str):
-        raise TypeError(f"download_data: url must be a str, got {type(url).__name__}")
-    for name, value in (("extract", extract), ("force", force)):
-        if not isinstance(value, bool):
-            raise TypeError(f"download_data: {name} must be True or False, got {value!r}")
+    check_instance("download_data: url", url, str, "a str")
+    extract = check_bool("download_data: extract", extract)
+    force = check_bool("download_data: force", force)
     filename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
     if not filename:
         raise ValueError(f"download_data: the URL {url!r} does not end in a file name")

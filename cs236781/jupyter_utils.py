@@ -17,6 +17,7 @@ import nbformat
 
 from cs236781 import atomic
 from cs236781 import notebooks as nbrun
+from hw2.validation import check_bool, check_choice
 
 PathLike = Union[str, os.PathLike]
 
@@ -71,9 +72,7 @@ def nbconvert(nb_path: PathLike, to: str = "html", execute: bool = False, inplac
     """
     flags = dict(execute=execute, inplace=inplace, clear_output=clear_output, debug=debug,
                  stdout=stdout, allow_errors=allow_errors)
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise TypeError(f"nbconvert: {name} must be True or False, got {value!r}")
+    flags = {name: check_bool(f"nbconvert: {name}", value) for name, value in flags.items()}
     path = Path(nb_path)
     fmt = "notebook" if (inplace or clear_output) else to
     exporter = _exporter(fmt)
@@ -179,9 +178,7 @@ def _exporter(to: str):
     """An instance of the nbconvert exporter named ``to``."""
     from nbconvert.exporters import get_export_names, get_exporter
 
-    if not isinstance(to, str):
-        raise TypeError(f"nbconvert: to must be an exporter name (str), got {type(to).__name__}")
     names: List[str] = sorted(get_export_names())
-    if to not in names:
-        raise ValueError(f"nbconvert: unknown format {to!r}; expected one of {', '.join(names)}")
+    check_choice("nbconvert: to", to, names,
+                 expected=f"an exporter name, one of {', '.join(names)}")
     return get_exporter(to)()

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 from torchinfo import ModelStatistics, summary
 
+from hw2.validation import check_instance, check_int, check_int_list
+
 __all__ = ["summarize", "ModelSummary"]
 
 DEFAULT_COLUMNS = ("output_size", "num_params")
@@ -53,19 +55,14 @@ def summarize(
     :param col_names: torchinfo columns to show.
     :param depth: How many levels of nested modules to list.
     :return: torchinfo's ``ModelStatistics`` for the model (as a :class:`ModelSummary`).
-    :raises TypeError: If ``model`` is not an ``nn.Module``.
-    :raises ValueError: If ``input_size`` is not a non-empty sequence of positive integers.
+    :raises TypeError: If ``model`` is not an ``nn.Module``, ``input_size`` not a sequence of
+        integers or ``batch_size`` not an integer.
+    :raises ValueError: If ``input_size`` is empty or holds a size < 1, or ``batch_size`` < 1.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    input_size = tuple(input_size)
-    if not input_size or not all(isinstance(d, int) and d > 0 for d in input_size):
-        raise ValueError(
-            f"input_size must be the shape of one sample (positive ints, no batch dimension), "
-            f"got {input_size}"
-        )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_instance("model", model, nn.Module, "a torch.nn.Module")
+    input_size = check_int_list("input_size", input_size, allow_empty=False, expected=(
+        "the shape of one sample (positive integers, no batch dimension)"))
+    batch_size = check_int("batch_size", batch_size, 1)
     stats = summary(
         model,
         input_size=(batch_size, *input_size),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from cs236781 import atomic
+from hw2.validation import check_instance, check_optional, check_real
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -143,8 +144,7 @@ def check_kernel(kernel_name: str) -> None:
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    if not isinstance(kernel_name, str):
-        raise TypeError(f"kernel_name must be a str, got {type(kernel_name).__name__}")
+    check_instance("kernel_name", kernel_name, str, "a str")
     manager = KernelSpecManager()
     try:
         manager.get_kernel_spec(kernel_name)
@@ -168,12 +168,13 @@ def execute_node(nb, cwd, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT,
     :param env: Extra environment variables for the kernel.
     :param progress: Called with one line per executed code cell; ``None`` for silence.
     :return: A :class:`NodeRun`.
-    :raises ValueError: If ``timeout`` is negative or the kernel is not installed.
+    :raises TypeError: If ``timeout`` is not a number.
+    :raises ValueError: If ``timeout`` is negative or NaN, or the kernel is not installed.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 
-    timeout = _check_timeout(timeout)
+    timeout = _cell_limit(timeout)
     check_kernel(kernel_name)
     say = progress or (lambda line: None)
     n_code = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
@@ -206,10 +207,11 @@ def execute_notebook(path, timeout: Optional[float] = DEFAULT_CELL_TIMEOUT, allo
     :param path: The ``.ipynb`` file. Its outputs are replaced by this run's.
     :param progress: Receives a start line, one line per code cell and a result line.
     :return: A :class:`NotebookRun`.
-    :raises ValueError: If ``timeout`` is negative or the kernel is not installed.
+    :raises TypeError: If ``timeout`` is not a number.
+    :raises ValueError: If ``timeout`` is negative or NaN, or the kernel is not installed.
     """
     path = Path(path)
-    limit = _check_timeout(timeout)
+    limit = _cell_limit(timeout)
     check_kernel(kernel_name)
     nb = read_notebook(path)
     say = progress or (lambda line: None)
@@ -279,12 +281,15 @@ class _ProgressHooks:
                  f"({time.monotonic() - self._t0:.1f} s)")
 
 
-def _check_timeout(timeout) -> Optional[float]:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise ValueError(f"timeout must be a non-negative number of seconds (0 = none), got {timeout!r}")
-    return None if timeout == 0 else float(timeout)
+def _cell_limit(timeout) -> Optional[float]:
+    """The per-cell limit in seconds, None for none (``timeout`` None or 0).
+
+    :raises TypeError: ``timeout`` is not a number.
+    :raises ValueError: It is negative or NaN.
+    """
+    seconds = check_optional(check_real, "timeout", timeout, 0.0, finite=False,
+                             expected="a number of seconds >= 0 (0 or None: no limit)")
+    return seconds or None
 
 
 def _describe_exception(err) -> str:

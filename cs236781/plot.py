@@ -9,6 +9,8 @@ from matplotlib.ticker import MaxNLocator
 import torch
 from torch.utils.data import Dataset
 
+from hw2.validation import check_instance, check_int
+
 from .train_results import FitResult
 
 
@@ -25,8 +27,7 @@ def tensors_as_images(tensors, nrows: int = 1, figsize=(8, 8), titles: Optional[
     tensors = list(tensors)
     if not tensors:
         raise ValueError("tensors_as_images: expected at least one image tensor, got none")
-    if nrows < 1:
-        raise ValueError(f"tensors_as_images: nrows must be >= 1, got {nrows}")
+    nrows = check_int("tensors_as_images: nrows", nrows, 1)
     titles = list(titles) if titles else []
     ncols = math.ceil(len(tensors) / nrows)
     fig, axes = plt.subplots(nrows=nrows, ncols=ncols, figsize=figsize, squeeze=False,
@@ -72,8 +73,7 @@ def dataset_first_n(dataset: Dataset, n: int, show_classes: bool = False,
     :param kw: Passed on to :func:`tensors_as_images`.
     :return: ``(fig, axes)``.
     """
-    if not 0 < n <= len(dataset):
-        raise ValueError(f"dataset_first_n: n must be in [1, {len(dataset)}], got {n}")
+    n = check_int("dataset_first_n: n", n, 1, len(dataset))
     start = np.random.randint(0, len(dataset) - n + 1) if random_start else 0
     images, titles = [], []
     for i in range(start, start + n):
@@ -103,8 +103,7 @@ def plot_fit(fit_res: FitResult, fig=None, log_loss: bool = False, legend: Optio
     :param train_test_overlay: Overlay train and test in the same axes.
     :return: ``(fig, axes)``, ``axes`` a flat array.
     """
-    if not isinstance(fit_res, FitResult):
-        raise TypeError(f"plot_fit expects a FitResult, got {type(fit_res).__name__}")
+    check_instance("plot_fit: fit_res", fit_res, FitResult, "a FitResult")
     if fig is None:
         nrows = 1 if train_test_overlay else 2
         fig, axes = plt.subplots(nrows=nrows, ncols=2, figsize=(16, 5 * nrows), squeeze=False,

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from hw2.validation import check_bool, check_int, check_real, check_tensor
+from hw2.validation import check_bool, check_instance, check_int, check_real, check_tensor
 
 # matplotlib and scikit-learn are imported where they are used: they take about a second to
 # import, which every user of the classifiers (and the experiments' command line) would pay.
@@ -48,8 +48,7 @@ class Classifier(nn.Module, ABC):
         :raises TypeError: If ``model`` is not an ``nn.Module``.
         """
         super().__init__()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        check_instance("model", model, nn.Module, "a torch.nn.Module")
         # ====== YOUR CODE: ======
         self.model = model
         self.softmax = nn.Softmax(dim=1)
@@ -202,11 +201,6 @@ def _evaluating(module: nn.Module):
         module.train(was_training)
 
 
-def _check_classifier(classifier, func: str) -> None:
-    if not isinstance(classifier, Classifier):
-        raise TypeError(f"{func}: classifier must be a hw2.classifier.Classifier, got {type(classifier).__name__}")
-
-
 def _placement(module: nn.Module, dtype: torch.dtype = torch.float32):
     """``(device, dtype)`` of the module's first floating parameter (CPU and ``dtype`` when it
     has none): where and how a batch must be for the model."""
@@ -263,7 +257,7 @@ def plot_decision_boundary_2d(classifier: Classifier, x, y, dx: float = 0.1, ax=
     import matplotlib.pyplot as plt
 
     func = "plot_decision_boundary_2d"
-    _check_classifier(classifier, func)
+    check_instance(f"{func}: classifier", classifier, Classifier, "a hw2.classifier.Classifier")
     x = _as_model_input(classifier, x, func, in_dim=2)
     y = _as_labels(y, x.shape[0], func)
     dx = check_real(f"{func}: dx", dx, 0.0, strict=True, expected="a positive finite number")
@@ -314,7 +308,7 @@ def select_roc_thresh(classifier: BinaryClassifier, x, y, plot: bool = False, ax
     :return: The selected threshold, a probability in [0, 1].
     """
     func = "select_roc_thresh"
-    _check_classifier(classifier, func)
+    check_instance(f"{func}: classifier", classifier, Classifier, "a hw2.classifier.Classifier")
     plot = check_bool(f"{func}: plot", plot)
     x = _as_model_input(classifier, x, func)
     y = _as_labels(y, x.shape[0], func)

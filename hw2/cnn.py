@@ -92,9 +92,8 @@ class CNN(nn.Module):
     def _configure(self, in_size, out_classes, channels, pool_every, hidden_dims, conv_params,
                    activation_type, activation_params, pooling_type, pooling_params) -> None:
         """Check the arguments of :meth:`__init__` and store them (nothing is built)."""
-        self.in_size = tuple(check_int_list("in_size", in_size))
-        if len(self.in_size) != 3:
-            raise ValueError(f"in_size must be (channels, height, width), got {in_size!r}")
+        self.in_size = tuple(check_int_list("in_size", in_size, lengths=(3,),
+                                            expected="(channels, height, width)"))
         self.out_classes = check_int("out_classes", out_classes, 1)
         self.channels = check_int_list("channels", channels, allow_empty=False)
         self.pool_every = check_int("pool_every", pool_every, 1)
@@ -267,10 +266,10 @@ class ResidualBottleneckBlock(ResidualBlock):
         :raises ValueError: For an invalid configuration.
         """
         inner_channels = check_int_list("inner_channels", inner_channels, allow_empty=False)
-        if len(inner_kernel_sizes) != len(inner_channels):
-            raise ValueError(f"inner_kernel_sizes must have one entry per inner channel: got "
-                             f"{len(inner_kernel_sizes)} kernel sizes {list(inner_kernel_sizes)} "
-                             f"for {len(inner_channels)} inner channels {inner_channels}")
+        count = len(inner_channels)
+        inner_kernel_sizes = check_int_list(
+            "inner_kernel_sizes", inner_kernel_sizes, lengths=(count,),
+            expected=f"a list of {count} odd positive integers (one entry per inner channel)")
         # ====== YOUR CODE: ======
         super().__init__(in_out_channels, [inner_channels[0], *inner_channels, in_out_channels],
                          [1, *inner_kernel_sizes, 1], **kwargs)
@@ -488,10 +487,9 @@ def _residual_kernel_size(owner: str, conv_params: dict) -> int:
 
 def _check_kernel_sizes(kernel_sizes, count: int) -> List[int]:
     """:return: ``kernel_sizes`` as ints, or raise unless there are ``count`` odd sizes."""
-    kernel_sizes = check_int_list("kernel_sizes", kernel_sizes)
-    if len(kernel_sizes) != count:
-        raise ValueError(f"kernel_sizes must have one entry per convolution ({count}), got "
-                         f"{len(kernel_sizes)}: {kernel_sizes}")
+    kernel_sizes = check_int_list(
+        "kernel_sizes", kernel_sizes, lengths=(count,),
+        expected=f"a list of {count} odd positive integers (one entry per convolution)")
     for i, k in enumerate(kernel_sizes):
         if k % 2 == 0:
             raise ValueError(f"kernel_sizes[{i}] must be odd so that padding k // 2 keeps the "

@@ -33,8 +33,8 @@ from hw2.datasets import DATASET_NAMES, default_dataset_name
 from hw2.results import result_filename
 from hw2.validation import (
     ExperimentConfigError, ExperimentConfigTypeError, check_bool, check_choice, check_device,
-    check_int, check_int_list, check_optional, check_real, config_error, parse_batches,
-    parse_model_kw, parse_patience,
+    check_instance, check_int, check_int_list, check_kwargs, check_optional, check_real,
+    check_text, config_error, int_expected, parse_batches, parse_model_kw, parse_patience,
 )
 
 __all__ = [
@@ -59,17 +59,14 @@ NAME_MAX = 255
 
 def _run_name(name, value) -> str:
     expected = "a non-empty name without path separators or control characters"
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be {expected}, got {value!r}")
-    if not value.strip() or any(c in value for c in "/\\") or \
-            any(ord(c) < 32 or ord(c) == 127 for c in value):
+    check_text(name, value, expected)
+    if any(c in value for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
 
 
 def _path(name, value, what: str = "a folder path") -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be {what}, got {value!r}")
+    check_instance(name, value, (str, os.PathLike), what)
     if not os.fspath(value):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return str(os.fspath(value))
@@ -89,11 +86,10 @@ SIZE_MAX = 2 ** 20
 
 
 def _int(minimum: int, optional: bool = False, maximum: Optional[int] = None) -> Callable:
-    expected = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-    expected += " or None" if optional else ""
-    return lambda name, v: check_optional(check_int, name, v, minimum, maximum,
-                                          expected=expected) \
-        if optional else check_int(name, v, minimum, maximum, expected=expected)
+    if not optional:
+        return lambda name, v: check_int(name, v, minimum, maximum)
+    expected = f"{int_expected(minimum, maximum)} or None"
+    return lambda name, v: check_optional(check_int, name, v, minimum, maximum, expected=expected)
 
 
 def _real(minimum: float, strict: bool) -> Callable:
@@ -120,17 +116,14 @@ def _flag(optional: bool) -> Callable:
 
 
 def _model_kw(name, value) -> Dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TypeError(f"{name} must be a dict of model keyword arguments, got {value!r}")
+    value = check_kwargs(name, value)
     for key in value:
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"{name} keys must be argument names, got {key!r}")
         if key in _FIELD_NAMES:
             raise ValueError(f"{name}: {key!r} is an experiment setting, not a model argument; "
                              f"set it as {key}=... (--{key.replace('_', '-')})")
-    return dict(value)
+    return value
 
 
 # -- the fields ------------------------------------------------------------------------------------

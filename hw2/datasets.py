@@ -20,6 +20,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
+from hw2.validation import check_choice
+
 DATASET_NAMES = ("cifar10", "mnist", "fashion-mnist", "digits", "synthetic")
 
 _CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -66,20 +68,23 @@ class DatasetUnavailableError(RuntimeError):
     """A real data set is not on disk and could not be downloaded."""
 
 
-def check_dataset_name(name: str) -> str:
-    """Return ``name`` normalised to lower case, or raise a ValueError listing valid names."""
-    if not isinstance(name, str) or name.lower() not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}")
-    return name.lower()
+def check_dataset_name(name: str, what: str = "dataset name") -> str:
+    """``name`` in lower case, if it is one of :data:`DATASET_NAMES` in any case.
+
+    :param what: How the message names the value (``HW2_DATASET`` for the environment's).
+    :raises TypeError: It is not a string.
+    :raises ValueError: It names no data set (the message lists the names).
+    """
+    return check_choice(what, name, DATASET_NAMES, normalise=str.lower)
 
 
 def default_dataset_name() -> str:
-    """The data set named by ``$HW2_DATASET``, else ``'cifar10'``."""
-    name = os.environ.get("HW2_DATASET", "").strip() or "cifar10"
-    try:
-        return check_dataset_name(name)
-    except ValueError as err:
-        raise ValueError(f"HW2_DATASET: {err}") from None
+    """The data set named by ``$HW2_DATASET``, else ``'cifar10'``.
+
+    :raises ValueError: ``$HW2_DATASET`` names no data set.
+    """
+    return check_dataset_name(os.environ.get("HW2_DATASET", "").strip() or "cifar10",
+                              "HW2_DATASET")
 
 
 def quick_mode() -> bool:

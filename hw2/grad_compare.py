@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from hw2.layers import Layer
-from hw2.validation import check_tensor
+from hw2.validation import check_instance, check_tensor
 
 __all__ = ["compare_layer_to_torch"]
 
@@ -113,8 +113,7 @@ def compare_layer_to_torch(layer: Layer, x: Tensor, y: Optional[Tensor] = None, 
     :return: The differences, input first, then one per entry of ``layer.params()``.
     :raises TypeError: If ``layer`` is not a Layer or ``x`` is not a floating-point tensor.
     """
-    if not isinstance(layer, Layer):
-        raise TypeError(f"layer must be a hw2.layers.Layer, got {type(layer).__name__}")
+    check_instance("layer", layer, Layer, "a hw2.layers.Layer")
     check_tensor("x", x)
     twin = copy.deepcopy(layer)
     with torch.random.fork_rng(devices=[]):

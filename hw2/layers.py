@@ -16,10 +16,12 @@ from typing import Iterator, List, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from hw2.validation import (check_bool, check_choice, check_int, check_int_list, check_interval,
-                            check_real, check_tensor)
+from hw2.validation import (check_bool, check_choice, check_instance, check_int, check_int_list,
+                            check_interval, check_real, check_tensor)
 
 ParamList = List[Tuple[Tensor, Tensor]]
+#: The parameter dtypes :class:`Linear` takes.
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 __all__ = [
     "Layer", "LeakyReLU", "ReLU", "Sigmoid", "TanH", "Linear", "CrossEntropyLoss",
@@ -235,16 +237,17 @@ class Linear(Layer):
         :param out_features: D_out, the number of output features.
         :param wstd: Standard deviation of the normal distribution the weights are drawn from.
         :param dtype: Floating-point dtype of the parameters; None means torch's default dtype.
-        :raises ValueError: On non-positive feature counts or a negative or non-finite ``wstd``.
-        :raises TypeError: If a feature count is not an integer or ``wstd`` not a number.
+        :raises ValueError: On non-positive feature counts, a negative or non-finite ``wstd``, or
+            a ``dtype`` that is not a floating-point one.
+        :raises TypeError: If a feature count is not an integer, ``wstd`` not a number or
+            ``dtype`` not a ``torch.dtype``.
         """
         super().__init__()
         self.in_features = check_int("in_features", in_features, 1)
         self.out_features = check_int("out_features", out_features, 1)
         self.wstd = check_real("wstd", wstd, 0.0)
-        dtype = torch.get_default_dtype() if dtype is None else dtype
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+        dtype = check_choice("dtype", torch.get_default_dtype() if dtype is None else dtype,
+                             _FLOAT_DTYPES, kind=torch.dtype)
         # ====== YOUR CODE: ======
         self.w = torch.empty(self.out_features, self.in_features, dtype=dtype).normal_(0, self.wstd)
         self.b = torch.zeros(self.out_features, dtype=dtype)
@@ -341,8 +344,7 @@ class CrossEntropyLoss(Layer):
     @staticmethod
     def _check_labels(y, n: int, c: int) -> None:
         """Validate labels against ``n`` samples and ``c`` classes."""
-        if not isinstance(y, Tensor):
-            raise TypeError(f"CrossEntropyLoss: labels y must be a torch.Tensor, got {type(y).__name__}")
+        check_tensor("CrossEntropyLoss: labels y", y, floating=False)
         if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             raise ValueError(
                 f"CrossEntropyLoss: expected integer labels y (e.g. torch.long), got dtype {y.dtype}"
@@ -415,16 +417,20 @@ class BCEWithLogitsLoss(Layer):
 
 
 def _as_scalar(dout, like: Tensor) -> Tensor:
-    """Validate a loss layer's upstream gradient and return it as a scalar tensor."""
+    """A loss layer's upstream gradient (a number or a one-element tensor) as a scalar tensor
+    of ``like``'s dtype.
+
+    :raises TypeError: It is neither a number nor a tensor.
+    :raises ValueError: A tensor of more than one element, or a NaN or infinite number.
+    """
     if isinstance(dout, Tensor):
         if dout.numel() != 1:
             raise ValueError(
                 f"a loss's backward expects a scalar dout, got a tensor of shape {_shape(dout)}"
             )
         return dout.reshape(()).to(like.dtype)
-    if isinstance(dout, bool) or not isinstance(dout, (int, float)):
-        raise TypeError(f"dout must be a number or a scalar tensor, got {type(dout).__name__}")
-    return torch.tensor(float(dout), dtype=like.dtype)
+    dout = check_real("dout", dout, expected="a finite number or a scalar tensor")
+    return torch.tensor(dout, dtype=like.dtype)
 
 
 class Dropout(Layer):
@@ -484,8 +490,7 @@ class Sequential(Layer):
         """
         super().__init__()
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: argument {i} must be a Layer, got {type(layer).__name__}")
+            check_instance(f"Sequential: argument {i}", layer, Layer, "a Layer")
         self.layers = list(layers)
 
     def forward(self, x: Tensor, **kw) -> Tensor:

@@ -30,7 +30,8 @@ import torch
 
 from cs236781.train_results import FitResult
 from cs236781.atomic import TEMP_NAME_EXTRA, atomic_write_text, remove_stale_temps
-from hw2.validation import ExperimentConfigError, FileWriteError, os_error_reason
+from hw2.validation import (ExperimentConfigError, FileWriteError, check_instance, is_int,
+                            is_real, os_error_reason)
 
 __all__ = ["result_filename", "to_jsonable", "save_experiment", "load_experiment",
            "result_file_problem", "is_complete", "ResultWriteError", "prepare_outputs", "remove_empty_folders",
@@ -89,10 +90,8 @@ def save_experiment(run_name: str, out_dir: PathLike, cfg: dict, fit_res: FitRes
     :raises ValueError: ``cfg`` lacks ``filters_per_layer`` or ``layers_per_block``.
     :raises ResultWriteError: The file cannot be written (an ``OSError`` naming it).
     """
-    if not isinstance(cfg, dict):
-        raise TypeError(f"cfg must be a dict of the run's settings, got {type(cfg).__name__}")
-    if not isinstance(fit_res, FitResult):
-        raise TypeError(f"fit_res must be a FitResult, got {type(fit_res).__name__}")
+    check_instance("cfg", cfg, dict, "a dict of the run's settings")
+    check_instance("fit_res", fit_res, FitResult, "a FitResult")
     for key in ("filters_per_layer", "layers_per_block"):
         if key not in cfg:
             raise ValueError(f"cfg must contain {key!r} (it names the result file)")
@@ -211,14 +210,13 @@ def result_file_problem(data) -> Optional[str]:
         got = sorted(res) if isinstance(res, dict) else type(res).__name__
         return f"'results' must have exactly the fields {list(_FIT_FIELDS)}, got {got}"
     n = res["num_epochs"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    if not is_int(n) or n < 0:
         return f"'results.num_epochs' must be a non-negative integer, got {n!r}"
     for key in _FIT_FIELDS[1:]:
         values = res[key]
         nullable = key in _LOSSES
         if not isinstance(values, list) or not all(
-                (isinstance(v, (int, float)) and not isinstance(v, bool))
-                or (nullable and v is None) for v in values):
+                is_real(v) or (nullable and v is None) for v in values):
             return f"'results.{key}' must be a list of numbers" + (" (or null)" if nullable else "")
     for key in ("train_acc", "test_acc"):
         if len(res[key]) != n:

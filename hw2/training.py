@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from cs236781.train_results import BatchResult, EpochResult, FitResult
 from hw2 import checkpoints as ckpt
 from hw2.checkpoints import Checkpoint, CheckpointWriteError
-from hw2.validation import check_bool, check_device, check_int, check_optional
+from hw2.validation import check_bool, check_device, check_instance, check_int, check_optional
 
 __all__ = ["Trainer", "LayerTrainer", "ClassifierTrainer", "FitState", "TrainingDiverged",
            "CheckpointWriteError"]
@@ -407,9 +407,7 @@ class ClassifierTrainer(Trainer):
         :param device: Where to train; None keeps the model's current device.
         :param identity: As for :class:`Trainer`.
         """
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"ClassifierTrainer: model must be a torch.nn.Module, got "
-                            f"{type(model).__name__}")
+        check_instance("ClassifierTrainer: model", model, nn.Module, "a torch.nn.Module")
         super().__init__(model, device, optimizer=optimizer, identity=identity)
         if self.device is None:  # where the model is
             first = next(iter(model.parameters()), None)

@@ -41,7 +41,7 @@ __all__ = [
     "FileWriteError", "os_error_reason",
     "is_int", "is_real", "is_bool",
     "check_int", "check_real", "check_bool", "check_choice", "check_int_list", "check_optional",
-    "check_instance", "check_text",
+    "check_instance", "check_text", "int_expected",
     "MODEL_KW_FORMS", "parse_model_value", "ModelArgumentError", "parse_model_kw",
     "parse_batches", "parse_patience", "check_interval", "check_device", "check_kwargs",
     "check_tensor",
@@ -101,20 +101,26 @@ def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
     return f"{'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
 
 
+def int_expected(minimum: Optional[int] = None, maximum: Optional[int] = None) -> str:
+    """What :func:`check_int` says it expects by default: ``an integer``, ``an integer >= 1``,
+    ``an integer <= 9`` or ``an integer >= 0 and <= 9`` (for a message that adds to it, e.g.
+    ``... or None``)."""
+    bounds = ([f">= {minimum}"] if minimum is not None else []) + (
+        [f"<= {maximum}"] if maximum is not None else [])
+    return " ".join(["an integer", " and ".join(bounds)]).rstrip()
+
+
 def check_int(name: str, value, minimum: Optional[int] = None, maximum: Optional[int] = None,
               expected: Optional[str] = None) -> int:
     """``value`` as an ``int`` in ``[minimum, maximum]`` (either bound may be None).
 
     :param name: The argument's name, for the message.
-    :param expected: What the message says is expected (default: ``an integer >= minimum``).
+    :param expected: What the message says is expected (default: :func:`int_expected`).
     :raises TypeError: ``value`` is not an integer (``bool`` and ``2.0`` included).
     :raises ValueError: It is out of range.
     """
     if expected is None:
-        expected = "an integer" + (f" >= {minimum}" if minimum is not None else "")
-        expected += (" and" if minimum is not None else "") + (
-            f" <= {maximum}" if maximum is not None else "")
-        expected = expected.removesuffix(" and")
+        expected = int_expected(minimum, maximum)
     if not is_int(value):
         raise _fail(TypeError, name, expected, value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):

@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from helpers import assert_clear_error, child_env
 from cs236781.drawing_pad import pad_for, preprocess
+from cs236781.model_summary import summarize as summarize_model
 from hw2 import cnn, layers, optimizers
 from hw2.classifier import ArgMaxClassifier, BinaryClassifier, plot_decision_boundary_2d, \
     select_roc_thresh
@@ -137,7 +138,8 @@ CASES = [
     ("linear-nan-wstd", lambda: layers.Linear(3, 2, wstd=NAN),
      ValueError, r"wstd must be a finite number >= 0\.0, got nan"),
     ("linear-integer-param-dtype", lambda: layers.Linear(3, 2, dtype=torch.int32),
-     TypeError, r"dtype must be a floating-point torch\.dtype, got torch\.int32"),
+     ValueError, r"^dtype must be one of torch\.float16, torch\.bfloat16, torch\.float32, "
+                 r"torch\.float64, got torch\.int32$"),
     ("linear-dout-wrong-shape",
      lambda: _backward_with(layers.Linear(3, 2), torch.randn(5, 3), torch.ones(5, 3)),
      ValueError, r"Linear\(3, 2\)\.backward: expected dout of shape \(5, 2\).*got \(5, 3\)"),
@@ -189,6 +191,10 @@ CASES = [
      lambda: _backward_with(layers.CrossEntropyLoss(), torch.randn(2, 3), torch.ones(2),
                             y=torch.tensor([0, 1])),
      ValueError, r"backward expects a scalar dout, got a tensor of shape \(2,\)"),
+    ("loss-backward-dout-as-text",
+     lambda: _backward_with(layers.CrossEntropyLoss(), torch.randn(2, 3), "1",
+                            y=torch.tensor([0, 1])),
+     TypeError, r"^dout must be a finite number or a scalar tensor, got '1'$"),
     ("bce-logits-two-columns",
      lambda: layers.BCEWithLogitsLoss()(torch.randn(4, 2), torch.ones(4)),
      ValueError, r"expected N >= 1 logits x and N targets y, each \(N,\) or \(N, 1\), got shapes "
@@ -331,10 +337,14 @@ CASES = [
 
     # --- data ------------------------------------------------------------------------------------
     ("unknown-dataset-name", lambda: load_dataset("imagenet", verbose=False),
-     ValueError, r"unknown dataset 'imagenet': expected one of cifar10, mnist, fashion-mnist, "
-                 r"digits, synthetic"),
+     ValueError, r"^dataset name must be one of cifar10, mnist, fashion-mnist, digits, "
+                 r"synthetic, got 'imagenet'$"),
     ("dataset-info-unknown-name", lambda: dataset_info("cifar100"),
-     ValueError, r"unknown dataset 'cifar100'"),
+     ValueError, r"^dataset name must be one of .*, got 'cifar100'$"),
+    ("dataset-name-as-a-number", lambda: load_dataset(10, verbose=False),
+     TypeError, r"^dataset name must be one of cifar10, .*, got 10$"),
+    ("model-summary-input-size-with-a-float", lambda: summarize_model(nn.Linear(3, 2), (3.0,)),
+     TypeError, r"^input_size\[0\] must be an integer >= 1, got 3\.0$"),
     ("tensor-loader-zero-batch-size", lambda: TensorLoader(*_image_batch(), 0),
      ValueError, r"batch_size must be a positive integer, got 0"),
     ("tensor-loader-lengths-differ",

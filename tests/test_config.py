@@ -57,6 +57,12 @@ def test_the_config_is_frozen_and_normalised():
     (dict(kw={"lr": 1}), ExperimentConfigError, "'lr' is an experiment setting"),
     (dict(kw=[("a", 1)]), ExperimentConfigTypeError, "kw must be a dict"),
     (dict(checkpoints=""), ExperimentConfigError, "checkpoints must be a file name"),
+    (dict(out_dir=3), ExperimentConfigTypeError, "out_dir must be a folder path, got int"),
+    (dict(seed="1"), ExperimentConfigTypeError,
+     "seed must be an integer >= 0 and <= 9223372036854775807 or None, got '1'"),
+    (dict(bs_test=0), ExperimentConfigError, "bs_test must be an integer >= 1 or None, got 0"),
+    (dict(kw=3), ExperimentConfigTypeError,
+     "kw must be a dict of keyword arguments or None, got 3"),
 ])
 def test_bad_settings_name_the_field(changes, exc, needle):
     with pytest.raises(exc) as info:

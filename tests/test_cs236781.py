@@ -78,7 +78,7 @@ def test_epoch_positions(count, epochs, first, label):
 
 
 def test_plot_fit_rejects_other_types():
-    with pytest.raises(TypeError, match="FitResult"):
+    with pytest.raises(TypeError, match=r"^plot_fit: fit_res must be a FitResult, got dict$"):
         plot.plot_fit({"train_loss": []})
 
 
@@ -92,6 +92,11 @@ def test_tensors_as_images_grid_and_titles():
     plt.close(fig)
     with pytest.raises(ValueError, match=r"\(C, H, W\).*got \(4, 8, 8\)"):
         plot.tensors_as_images([torch.rand(4, 8, 8)])
+    with pytest.raises(ValueError, match=r"^tensors_as_images: nrows must be an integer >= 1, "
+                                         r"got 0$"):
+        plot.tensors_as_images(images, nrows=0)
+    with pytest.raises(TypeError, match=r"^tensors_as_images: nrows must be .*, got 2\.0$"):
+        plot.tensors_as_images(images, nrows=2.0)
 
 
 def test_dataset_first_n_titles_with_class_names():
@@ -100,8 +105,11 @@ def test_dataset_first_n_titles_with_class_names():
                                      random_start=False)
     assert [ax.get_title() for ax in axes] == ["x", "y", "z", "x"]
     plt.close(fig)
-    with pytest.raises(ValueError, match=r"n must be in \[1, 10\], got 11"):
+    with pytest.raises(ValueError, match=r"^dataset_first_n: n must be an integer >= 1 and "
+                                         r"<= 10, got 11$"):
         plot.dataset_first_n(ds, 11)
+    with pytest.raises(TypeError, match=r"^dataset_first_n: n must be .*, got 2\.0$"):
+        plot.dataset_first_n(ds, 2.0)
 
 
 def test_dataset_first_n_starts_at_a_random_index_by_default():

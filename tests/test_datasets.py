@@ -67,7 +67,8 @@ def test_default_name_and_quick_mode_follow_environment(monkeypatch):
     monkeypatch.setenv("HW2_DATASET", "Digits")
     assert datasets.default_dataset_name() == "digits"
     monkeypatch.setenv("HW2_DATASET", "imagenet")
-    with pytest.raises(ValueError, match="HW2_DATASET.*imagenet.*cifar10, mnist"):
+    with pytest.raises(ValueError, match=r"^HW2_DATASET must be one of cifar10, mnist, "
+                                         r"fashion-mnist, digits, synthetic, got 'imagenet'$"):
         datasets.default_dataset_name()
     for value, expected in [("1", True), ("true", True), ("0", False), ("", False)]:
         monkeypatch.setenv("HW2_QUICK", value)
@@ -75,8 +76,21 @@ def test_default_name_and_quick_mode_follow_environment(monkeypatch):
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'.*synthetic"):
+    with pytest.raises(ValueError, match=r"^dataset name must be one of .*synthetic, got 'svhn'$"):
         datasets.load_dataset("svhn")
+
+
+@pytest.mark.parametrize("name", [3, ["mnist"], b"mnist"])
+def test_a_name_that_is_no_string_is_a_type_error(name):
+    with pytest.raises(TypeError, match=r"^dataset name must be one of cifar10, .*, got "):
+        datasets.dataset_info(name)
+
+
+@pytest.mark.parametrize("name, expected", [("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"),
+                                            ("digits", "digits")])
+def test_a_name_in_any_case_is_accepted(name, expected):
+    assert datasets.check_dataset_name(name) == expected
+    assert datasets.dataset_info(name).name == expected
 
 
 @pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"),
@@ -118,5 +132,5 @@ def test_dataset_folder_of_cifar10_holds_torchvisions_own_files(tmp_path):
 
 
 def test_dataset_folder_refuses_an_unknown_name():
-    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+    with pytest.raises(ValueError, match="dataset name must be one of .*, got 'imagenet'"):
         datasets.dataset_folder("imagenet")

@@ -120,7 +120,10 @@ def test_missing_local_file_url_is_a_download_error(tmp_path):
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(url=3), TypeError, "url must be a str, got int"),
     (dict(url="https://example.org/"), ValueError, "does not end in a file name"),
-    (dict(url="https://example.org/a.bin", force="yes"), TypeError, "force must be True or False"),
+    (dict(url="https://example.org/a.bin", force="yes"), TypeError,
+     r"^download_data: force must be True or False, got 'yes'$"),
+    (dict(url="https://example.org/a.bin", extract=1), TypeError,
+     r"^download_data: extract must be True or False, got 1$"),
 ])
 def test_bad_arguments(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -13,7 +13,7 @@ import helpers
 from helpers import stream_output
 from cs236781.jupyter_utils import (NotebookExecutionError, nbconvert, nbmerge,
                                     show_video_in_notebook)
-from cs236781.notebooks import find_errors, read_notebook
+from cs236781.notebooks import check_kernel, find_errors, read_notebook
 
 
 def write_nb(path: Path, title: str, *sources, outputs=None) -> Path:
@@ -82,15 +82,25 @@ def test_allow_errors_runs_every_cell_and_converts(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(to="docx"), ValueError, "unknown format 'docx'; expected one of .*html"),
-    (dict(execute="yes"), TypeError, "execute must be True or False, got 'yes'"),
-    (dict(to=3), TypeError, "to must be an exporter name"),
-    (dict(execute=True, timeout_sec=-1), ValueError, "timeout"),
+    (dict(to="docx"), ValueError, r"^nbconvert: to must be an exporter name, one of .*html.*, "
+                                  r"got 'docx'$"),
+    (dict(execute="yes"), TypeError, r"^nbconvert: execute must be True or False, got 'yes'$"),
+    (dict(stdout=1), TypeError, r"^nbconvert: stdout must be True or False, got 1$"),
+    (dict(to=3), TypeError, r"^nbconvert: to must be an exporter name, one of .*, got 3$"),
+    (dict(execute=True, timeout_sec=-1), ValueError,
+     r"^timeout must be a number of seconds >= 0 \(0 or None: no limit\), got -1$"),
+    (dict(execute=True, timeout_sec=float("nan")), ValueError, r"^timeout must be .*, got nan$"),
+    (dict(execute=True, timeout_sec="60"), TypeError, r"^timeout must be .*, got '60'$"),
 ])
 def test_bad_arguments(tmp_path, kwargs, error, match):
     nb_path = write_nb(tmp_path / "nb.ipynb", "T", "1")
     with pytest.raises(error, match=match):
         nbconvert(nb_path, **kwargs)
+
+
+def test_a_kernel_name_that_is_no_string_is_a_type_error():
+    with pytest.raises(TypeError, match=r"^kernel_name must be a str, got int$"):
+        check_kernel(3)
 
 
 def test_missing_notebook(tmp_path):

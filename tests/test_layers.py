@@ -7,6 +7,7 @@ value runs in float64 with torch.testing.assert_close at tight tolerance.
 import copy
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -263,8 +264,14 @@ def test_linear_bad_arguments():
         layers.Linear(0, 4)
     with pytest.raises(ValueError, match=r"wstd must be a finite number >= 0\.0, got -1"):
         layers.Linear(3, 4, wstd=-1)
-    with pytest.raises(TypeError, match="dtype must be a floating-point torch.dtype, got torch.int64"):
+    floats = "torch.float16, torch.bfloat16, torch.float32, torch.float64"
+    with pytest.raises(ValueError) as info:  # a dtype, but not one parameters can have
         layers.Linear(3, 4, dtype=torch.long)
+    assert str(info.value) == f"dtype must be one of {floats}, got torch.int64"
+    with pytest.raises(TypeError) as info:  # not a dtype at all
+        layers.Linear(3, 4, dtype="float32")
+    assert str(info.value) == f"dtype must be one of {floats}, got 'float32'"
+    assert layers.Linear(3, 4, dtype=torch.bfloat16).w.dtype == torch.bfloat16
 
 
 def test_backward_validates_dout_and_order():
@@ -404,6 +411,29 @@ def test_loss_backward_rejects_non_scalar_dout():
     ce(torch.randn(3, 2), torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match="scalar dout, got a tensor of shape \\(3,\\)"):
         ce.backward(torch.ones(3))
+
+
+@pytest.mark.parametrize("dout, exc", [("1.0", TypeError), (None, TypeError), (True, TypeError),
+                                       (float("nan"), ValueError), (float("inf"), ValueError)])
+def test_loss_backward_refuses_a_dout_that_is_no_finite_number(dout, exc):
+    for loss, y in [(layers.CrossEntropyLoss(), torch.tensor([0, 1, 1])),
+                    (layers.BCEWithLogitsLoss(), torch.tensor([0.0, 1.0, 1.0]))]:
+        loss(torch.randn(3, 2) if y.dtype == torch.long else torch.randn(3), y)
+        with pytest.raises(exc) as info:
+            loss.backward(dout)
+        assert type(info.value) is exc
+        assert str(info.value) == f"dout must be a finite number or a scalar tensor, got {dout!r}"
+
+
+@pytest.mark.parametrize("dout", [2, 2.0, np.float32(2.0), torch.tensor(2.0), torch.tensor([2.0])])
+def test_loss_backward_scales_by_a_number_or_a_one_element_tensor(dout):
+    x, y = randn(3, 2), torch.tensor([0, 1, 1])
+    loss = layers.CrossEntropyLoss()
+    loss(x, y)
+    # Oracle: autograd on torch's own cross-entropy, scaled by the same upstream gradient.
+    xt = x.clone().requires_grad_(True)
+    (F.cross_entropy(xt, y) * 2.0).backward()
+    assert_close(loss.backward(dout), xt.grad)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -57,14 +57,31 @@ def test_model_stays_where_it_is_and_keeps_its_mode():
     assert net.training
 
 
-@pytest.mark.parametrize("bad", [(), (0, 28), (1, 28.0)])
-def test_bad_input_size(bad):
-    with pytest.raises(ValueError, match="input_size"):
+@pytest.mark.parametrize("bad, exc, message", [
+    ((), ValueError, "input_size must be the shape of one sample (positive integers, no batch "
+                     "dimension), got ()"),
+    (28, TypeError, "input_size must be the shape of one sample (positive integers, no batch "
+                    "dimension), got 28"),
+    ((0, 28), ValueError, "input_size[0] must be an integer >= 1, got 0"),
+    ((1, 28.0), TypeError, "input_size[1] must be an integer >= 1, got 28.0"),
+    ((True, 28), TypeError, "input_size[0] must be an integer >= 1, got True"),
+])
+def test_bad_input_size(bad, exc, message):
+    with pytest.raises(exc) as info:
         summarize(lenet5(), bad)
+    assert type(info.value) is exc and str(info.value) == message
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_bad_batch_size(bad, exc):
+    with pytest.raises(exc) as info:
+        summarize(lenet5(), (1, 28, 28), batch_size=bad)
+    assert type(info.value) is exc
+    assert str(info.value) == f"batch_size must be an integer >= 1, got {bad!r}"
 
 
 def test_bad_model_type():
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"^model must be a torch\.nn\.Module, got str$"):
         summarize("lenet", (1, 28, 28))
 
 

@@ -35,6 +35,20 @@ def test_check_int_range(value, minimum, maximum, message):
     assert str(info.value) == message
 
 
+@pytest.mark.parametrize("minimum, maximum, text", [
+    (None, None, "an integer"),
+    (1, None, "an integer >= 1"),
+    (None, 9, "an integer <= 9"),
+    (0, 9, "an integer >= 0 and <= 9"),
+])
+def test_int_expected_is_what_check_int_says(minimum, maximum, text):
+    assert v.int_expected(minimum, maximum) == text
+    value = "x"  # a wrong type: always refused, whatever the bounds
+    with pytest.raises(TypeError) as info:
+        v.check_int("n", value, minimum, maximum)
+    assert str(info.value) == f"n must be {text}, got 'x'"
+
+
 def test_check_int_custom_expectation_text():
     with pytest.raises(ValueError, match="^width must be a positive integer, got 0$"):
         v.check_int("width", 0, 1, expected="a positive integer")
