@@ -209,15 +209,7 @@ class Trainer(abc.ABC):
         :raises ValueError: Unreadable, malformed, without fit progress, or of another kind
             of model, architecture or run (:attr:`identity`), naming the file.
         """
-        path = ckpt.resume_file(checkpoints)
-        if path is None:
-            return None
-        checkpoint = Checkpoint.load(path, self.model)
-        if checkpoint.fit_state is None:
-            raise ValueError(f"{path} holds a model but no fit progress (it was written by "
-                             f"save_checkpoint outside fit), so fit cannot resume from it")
-        checkpoint.check_fits(self.model, self.identity)
-        return checkpoint
+        return Checkpoint.for_resume(checkpoints, self.model, self.identity)
 
     def _restore(self, checkpoint: Checkpoint, num_epochs: int, loaders: Sequence,
                  print_every: int) -> FitState:
