@@ -18,7 +18,7 @@ the class, e.g. a threshold), as the course's trainer does. The rows:
   checks, bookkeeping and bar. Goal of both: at most 1.05x the bare loop;
 * for information, the MLP against the arg-max loop, and the time ``classify_scores`` takes
   beside the arg-max on the MLP's scores: the gap between the two MLP rows is that decision
-  rule (mostly torch's softmax over 10 columns), work the arg-max loop does not do.
+  rule (a softmax over the 10 scores, then the arg-max), work the arg-max loop does not do.
 """
 import contextlib
 import io
