@@ -40,17 +40,7 @@ GOAL = 1.05
 def bare_train_epoch_classify(model, loss_fn, optimizer, batches):
     """:func:`~benchmarks.timing.bare_train_epoch`, counting correct predictions with the
     classifier's own decision rule (``model.classify_scores``) instead of the arg-max."""
-    model.train()
-    total_loss, correct = 0.0, 0
-    for x, y in batches:
-        optimizer.zero_grad()
-        scores = model(x)
-        loss = loss_fn(scores, y)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item()
-        correct += int((model.classify_scores(scores.detach()) == y).sum())
-    return total_loss, correct
+    return bare_train_epoch(model, loss_fn, optimizer, batches, predict=model.classify_scores)
 
 
 def _compare(model: nn.Module, batches, repeats: int, what: str, bare=bare_train_epoch) -> Row:

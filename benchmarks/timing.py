@@ -77,9 +77,11 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def bare_train_epoch(model, loss_fn, optimizer, batches):
+def bare_train_epoch(model, loss_fn, optimizer, batches, predict=None):
     """The plain alternative to a trainer's epoch: the loop everyone writes by hand.
 
+    :param predict: Maps the detached scores ``(N, C)`` to predicted classes ``(N,)`` (e.g.
+        a classifier's ``classify_scores``); None: the arg-max of the scores.
     :return: ``(sum of batch losses, number of correct predictions)``.
     """
     model.train()
@@ -91,5 +93,6 @@ def bare_train_epoch(model, loss_fn, optimizer, batches):
         loss.backward()
         optimizer.step()
         total_loss += loss.item()
-        correct += int((scores.argmax(dim=1) == y).sum())
+        predicted = scores.argmax(dim=1) if predict is None else predict(scores.detach())
+        correct += int((predicted == y).sum())
     return total_loss, correct
